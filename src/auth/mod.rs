@@ -1,0 +1,237 @@
+//! Who is asking: turns the bearer credential of a request into a verified [`Principal`].
+//!
+//! Each kind of credential is verified by its own module; [`Authenticator`] picks the kind from
+//! the credential's shape. A JWT (three dot-separated parts) goes to the issuer its unverified
+//! `iss` names, and only that issuer's key is tried; anything else is looked up as a backend API
+//! key. OpenID Connect providers slot in as a third kind beside these two.
+
+mod api_key;
+mod session;
+
+use serde::{Deserialize, Serialize};
+
+pub use api_key::{ApiKeySettings, ApiKeyStore};
+pub use session::{SessionIssuerSettings, SessionVerifier};
+
+use crate::config::env::EnvVars;
+
+/// Longest credential we try to verify; anything longer is refused unparsed.
+const MAX_CREDENTIAL_BYTES: usize = 8 * 1024;
+
+/// The `[auth]` section of the configuration.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Issuers of HS256 app-session JWTs.
+    #[serde(default)]
+    pub sessions: Vec<SessionIssuerSettings>,
+    /// Backend API keys, stored only as SHA-256 hashes.
+    #[serde(default)]
+    pub api_keys: Vec<ApiKeySettings>,
+}
+
+/// A verified caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The Twilio identity the caller's own tokens carry.
+    pub identity: String,
+    /// Roles that select policy rules.
+    pub roles: Vec<String>,
+    /// Whether the caller may name another identity (a trusted backend).
+    pub may_act_as: bool,
+    /// Which credential proved it, for the audit log.
+    pub source: PrincipalSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrincipalSource {
+    Session { issuer: String },
+    ApiKey { name: String },
+}
+
+impl std::fmt::Display for PrincipalSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Session { issuer } => write!(f, "session:{issuer}"),
+            Self::ApiKey { name } => write!(f, "api_key:{name}"),
+        }
+    }
+}
+
+/// Why a credential was refused. The variant is the reason class kept for logs and metrics;
+/// callers see only what RFC 6750 allows (see [`AuthError::public_detail`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("no credential")]
+    Missing,
+    #[error("the Authorization header is not a Bearer credential")]
+    NotBearer,
+    #[error("the credential is not well formed")]
+    Malformed,
+    #[error("no configured issuer matches the credential's issuer")]
+    UnknownIssuer,
+    #[error("the algorithm is not allowed")]
+    DisallowedAlgorithm,
+    #[error("the signature does not verify")]
+    BadSignature,
+    #[error("the credential has expired")]
+    Expired,
+    #[error("the credential is not valid yet")]
+    NotYetValid,
+    #[error("the credential is for another audience")]
+    WrongAudience,
+    #[error("the credential lacks the claim {0}")]
+    MissingClaim(String),
+    #[error("the identity claim is empty or not a string")]
+    BadIdentityClaim,
+    #[error("no API key matches")]
+    UnknownApiKey,
+}
+
+impl AuthError {
+    /// A short, bounded label for logs and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::NotBearer => "not_bearer",
+            Self::Malformed => "malformed",
+            Self::UnknownIssuer => "unknown_issuer",
+            Self::DisallowedAlgorithm => "disallowed_algorithm",
+            Self::BadSignature => "bad_signature",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::WrongAudience => "wrong_audience",
+            Self::MissingClaim(_) => "missing_claim",
+            Self::BadIdentityClaim => "bad_identity_claim",
+            Self::UnknownApiKey => "unknown_api_key",
+        }
+    }
+
+    /// What the caller is told: enough to fix an honest mistake, nothing that helps guess.
+    pub fn public_detail(&self) -> &'static str {
+        match self {
+            Self::Missing => "send a credential as 'Authorization: Bearer <credential>'",
+            Self::NotBearer => "the Authorization header must use the Bearer scheme",
+            Self::Expired => "the credential has expired; sign in again",
+            Self::NotYetValid => {
+                "the credential is not valid yet; check the clock of the system that issued it"
+            }
+            _ => "the credential is not valid",
+        }
+    }
+
+    /// RFC 6750's error code: none when no credential was sent, else `invalid_token`.
+    pub fn bearer_error(&self) -> Option<&'static str> {
+        match self {
+            Self::Missing => None,
+            Self::NotBearer => Some("invalid_request"),
+            _ => Some("invalid_token"),
+        }
+    }
+}
+
+/// Verifies every kind of credential the configuration names.
+pub struct Authenticator {
+    sessions: Vec<SessionVerifier>,
+    api_keys: ApiKeyStore,
+}
+
+impl Authenticator {
+    /// Builds the verifiers, reading secrets from `env`; every problem is reported at once.
+    pub fn from_settings(settings: &AuthSettings, env: &EnvVars) -> Result<Self, Vec<String>> {
+        let mut problems = Vec::new();
+        let mut sessions = Vec::new();
+        for (index, issuer) in settings.sessions.iter().enumerate() {
+            match SessionVerifier::new(issuer, env) {
+                Ok(verifier) => sessions.push(verifier),
+                Err(found) => {
+                    problems.extend(found.iter().map(|p| format!("auth.sessions[{index}]: {p}")))
+                }
+            }
+            if settings.sessions[..index]
+                .iter()
+                .any(|other| other.issuer == issuer.issuer)
+            {
+                problems.push(format!(
+                    "auth.sessions[{index}]: issuer {:?} is configured twice",
+                    issuer.issuer
+                ));
+            }
+        }
+        let api_keys = ApiKeyStore::new(&settings.api_keys).unwrap_or_else(|mut found| {
+            problems.append(&mut found);
+            ApiKeyStore::default()
+        });
+        if sessions.is_empty() && settings.sessions.is_empty() && settings.api_keys.is_empty() {
+            problems.push(
+                "auth: no credential kind is configured, so every request would be refused: add an [[auth.sessions]] issuer or an [[auth.api_keys]] entry"
+                    .to_owned(),
+            );
+        }
+        if problems.is_empty() {
+            Ok(Self { sessions, api_keys })
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// Verifies a bearer credential.
+    pub async fn authenticate(&self, credential: &str) -> Result<Principal, AuthError> {
+        if credential.is_empty() || credential.len() > MAX_CREDENTIAL_BYTES {
+            return Err(AuthError::Malformed);
+        }
+        if credential.bytes().filter(|&b| b == b'.').count() == 2 {
+            let issuer = session::unverified_issuer(credential)?;
+            let verifier = self
+                .sessions
+                .iter()
+                .find(|v| v.issuer() == issuer)
+                .ok_or(AuthError::UnknownIssuer)?;
+            return verifier.verify(credential);
+        }
+        self.api_keys.verify(credential)
+    }
+
+    /// Signs an app-session token with the first configured issuer's secret, for `serve --dev`
+    /// and for tests. `None` when no session issuer is configured.
+    pub fn dev_session_token(
+        &self,
+        identity: &str,
+        roles: &[&str],
+        ttl_secs: u64,
+    ) -> Option<String> {
+        self.sessions
+            .first()
+            .map(|v| v.sign(identity, roles, ttl_secs))
+    }
+}
+
+/// Reads the credential out of an `Authorization` header value.
+pub fn bearer_credential(header: Option<&str>) -> Result<&str, AuthError> {
+    let header = header.ok_or(AuthError::Missing)?;
+    let (scheme, credential) = header.split_once(' ').ok_or(AuthError::NotBearer)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::NotBearer);
+    }
+    Ok(credential.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_scheme_is_case_insensitive_and_required() {
+        assert_eq!(bearer_credential(Some("Bearer abc")), Ok("abc"));
+        assert_eq!(bearer_credential(Some("bearer abc")), Ok("abc"));
+        assert_eq!(
+            bearer_credential(Some("Basic abc")),
+            Err(AuthError::NotBearer)
+        );
+        assert_eq!(
+            bearer_credential(Some("Bearerabc")),
+            Err(AuthError::NotBearer)
+        );
+        assert_eq!(bearer_credential(None), Err(AuthError::Missing));
+    }
+}

@@ -1,0 +1,256 @@
+//! App-session JWTs: HS256 tokens that an app's own backend signs with a shared secret after
+//! the user signs in. The algorithm is pinned, and `iss`, `aud` and `exp` are required.
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::{AuthError, Principal, PrincipalSource};
+use crate::config::env::EnvVars;
+
+/// HS256 keys shorter than the hash output weaken the MAC (RFC 7518 §3.2).
+const MIN_SECRET_BYTES: usize = 32;
+
+/// One `[[auth.sessions]]` issuer.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionIssuerSettings {
+    /// The `iss` the app's tokens carry.
+    pub issuer: String,
+    /// Accepted `aud` values; a token must name one of them.
+    pub audiences: Vec<String>,
+    /// The environment variable that holds the shared secret (or `<NAME>_FILE`, a file with it).
+    pub secret_env: String,
+    /// The claim whose value becomes the Twilio identity.
+    #[serde(default = "default_identity_claim")]
+    pub identity_claim: String,
+    /// The claim holding the user's roles: a string or an array of strings.
+    #[serde(default = "default_roles_claim")]
+    pub roles_claim: String,
+    /// Roles given to a user whose token has no roles claim.
+    #[serde(default)]
+    pub default_roles: Vec<String>,
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds.
+    #[serde(default = "default_leeway_secs")]
+    pub leeway_secs: u64,
+}
+
+fn default_identity_claim() -> String {
+    "sub".into()
+}
+fn default_roles_claim() -> String {
+    "roles".into()
+}
+fn default_leeway_secs() -> u64 {
+    30
+}
+
+/// Verifies one issuer's app-session tokens.
+pub struct SessionVerifier {
+    settings: SessionIssuerSettings,
+    decoding_key: DecodingKey,
+    encoding_key: EncodingKey,
+    validation: Validation,
+}
+
+/// Names the issuer and algorithm only: the keys never reach a log line.
+impl std::fmt::Debug for SessionVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionVerifier")
+            .field("issuer", &self.settings.issuer)
+            .field("algorithm", &"HS256")
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionVerifier {
+    pub fn new(settings: &SessionIssuerSettings, env: &EnvVars) -> Result<Self, Vec<String>> {
+        let mut problems = Vec::new();
+        if settings.issuer.is_empty() {
+            problems.push(
+                "issuer is empty: set it to the iss your app's session tokens carry".to_owned(),
+            );
+        }
+        if settings.audiences.is_empty() || settings.audiences.iter().any(String::is_empty) {
+            problems.push("audiences must list at least one non-empty aud value".to_owned());
+        }
+        if settings.identity_claim.is_empty() || settings.roles_claim.is_empty() {
+            problems.push("identity_claim and roles_claim must name claims".to_owned());
+        }
+        let secret = match env.secret(&settings.secret_env) {
+            Ok(Some(secret)) if secret.expose_secret().len() >= MIN_SECRET_BYTES => Some(secret),
+            Ok(Some(_)) => {
+                problems.push(format!(
+                    "{} is shorter than {MIN_SECRET_BYTES} bytes: use a random secret of at least 32 bytes (e.g. `openssl rand -base64 48`)",
+                    settings.secret_env
+                ));
+                None
+            }
+            Ok(None) => {
+                problems.push(format!(
+                    "{} (named by secret_env) is not set: set it, or {0}_FILE, to the app-session signing secret",
+                    settings.secret_env
+                ));
+                None
+            }
+            Err(e) => {
+                problems.push(e.to_string());
+                None
+            }
+        };
+        let Some(secret) = secret.filter(|_| problems.is_empty()) else {
+            return Err(problems);
+        };
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[&settings.issuer]);
+        validation.set_audience(&settings.audiences);
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        validation.leeway = settings.leeway_secs;
+        validation.validate_nbf = true;
+        let bytes = secret.expose_secret().as_bytes();
+        Ok(Self {
+            settings: settings.clone(),
+            decoding_key: DecodingKey::from_secret(bytes),
+            encoding_key: EncodingKey::from_secret(bytes),
+            validation,
+        })
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.settings.issuer
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let claims =
+            jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding_key, &self.validation)
+                .map_err(|e| match e.into_kind() {
+                    ErrorKind::ExpiredSignature => AuthError::Expired,
+                    ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+                    ErrorKind::InvalidSignature => AuthError::BadSignature,
+                    ErrorKind::InvalidAudience => AuthError::WrongAudience,
+                    ErrorKind::InvalidIssuer => AuthError::UnknownIssuer,
+                    ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                        AuthError::DisallowedAlgorithm
+                    }
+                    ErrorKind::MissingRequiredClaim(claim) => AuthError::MissingClaim(claim),
+                    _ => AuthError::Malformed,
+                })?
+                .claims;
+        let identity = match claims.get(&self.settings.identity_claim) {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            Some(_) => return Err(AuthError::BadIdentityClaim),
+            None => {
+                return Err(AuthError::MissingClaim(
+                    self.settings.identity_claim.clone(),
+                ));
+            }
+        };
+        let roles = match claims.get(&self.settings.roles_claim) {
+            Some(Value::String(role)) => vec![role.clone()],
+            Some(Value::Array(roles)) => roles
+                .iter()
+                .filter_map(|r| r.as_str().map(str::to_owned))
+                .collect(),
+            _ => self.settings.default_roles.clone(),
+        };
+        Ok(Principal {
+            identity,
+            roles,
+            may_act_as: false,
+            source: PrincipalSource::Session {
+                issuer: self.settings.issuer.clone(),
+            },
+        })
+    }
+
+    /// Signs a session token as the app would; used by `serve --dev` and tests.
+    pub fn sign(&self, identity: &str, roles: &[&str], ttl_secs: u64) -> String {
+        let now = crate::token::unix_now();
+        let mut claims = Map::new();
+        claims.insert("iss".into(), self.settings.issuer.clone().into());
+        claims.insert("aud".into(), self.settings.audiences[0].clone().into());
+        claims.insert(self.settings.identity_claim.clone(), identity.into());
+        claims.insert(self.settings.roles_claim.clone(), roles.into());
+        claims.insert("iat".into(), now.into());
+        claims.insert("exp".into(), (now + ttl_secs).into());
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding_key)
+            .expect("HS256 signing of a JSON map cannot fail")
+    }
+}
+
+/// The `iss` of a JWT, read without verifying it, to choose which issuer's key to try.
+pub fn unverified_issuer(token: &str) -> Result<String, AuthError> {
+    #[derive(Deserialize)]
+    struct Issuer {
+        iss: String,
+    }
+    jsonwebtoken::dangerous::insecure_decode_claims::<Issuer>(token)
+        .map(|claims| claims.iss)
+        .map_err(|_| AuthError::Malformed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef-session";
+
+    fn verifier() -> SessionVerifier {
+        let settings = SessionIssuerSettings {
+            issuer: "https://app.example".into(),
+            audiences: vec!["tokenmint".into()],
+            secret_env: "SESSION_SECRET".into(),
+            identity_claim: default_identity_claim(),
+            roles_claim: default_roles_claim(),
+            default_roles: vec!["user".into()],
+            leeway_secs: 0,
+        };
+        SessionVerifier::new(
+            &settings,
+            &[("SESSION_SECRET", SECRET)].into_iter().collect(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn accepts_its_own_tokens_and_reads_identity_and_roles() {
+        let verifier = verifier();
+        let principal = verifier
+            .verify(&verifier.sign("alice", &["admin", "user"], 60))
+            .unwrap();
+        assert_eq!(principal.identity, "alice");
+        assert_eq!(principal.roles, ["admin", "user"]);
+        assert!(!principal.may_act_as);
+    }
+
+    #[test]
+    fn refuses_short_or_missing_secrets() {
+        let settings = verifier().settings;
+        let short: EnvVars = [("SESSION_SECRET", "short")].into_iter().collect();
+        assert!(
+            SessionVerifier::new(&settings, &short).unwrap_err()[0]
+                .contains("shorter than 32 bytes")
+        );
+        assert!(
+            SessionVerifier::new(&settings, &EnvVars::default()).unwrap_err()[0]
+                .contains("is not set")
+        );
+    }
+
+    #[test]
+    fn debug_shows_no_key() {
+        let shown = format!("{:?}", verifier());
+        assert!(shown.contains("HS256") && !shown.contains(SECRET));
+    }
+
+    #[test]
+    fn refuses_a_token_signed_with_another_secret() {
+        let token = verifier().sign("alice", &[], 60);
+        let (message, _) = token.rsplit_once('.').unwrap();
+        let forged = format!("{message}.{}", "A".repeat(43));
+        assert_eq!(verifier().verify(&forged), Err(AuthError::BadSignature));
+    }
+}

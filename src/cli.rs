@@ -1,0 +1,352 @@
+//! The command line: `serve` (the default), `mint`, `decode`, `check-config`, `healthcheck`.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use base64::Engine;
+use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::auth::{Principal, PrincipalSource};
+use crate::config::Settings;
+use crate::config::env::EnvVars;
+use crate::credentials::API_SECRET_VAR;
+use crate::policy::{RequestedGrants, TokenRequest};
+use crate::startup::{Application, Runtime};
+use crate::token::{TokenMinter, rfc3339, unix_now};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tokenmint",
+    version,
+    about = "Mints short-lived Twilio Access Tokens for verified app users"
+)]
+pub struct Cli {
+    /// A TOML file layered over the built-in defaults.
+    #[arg(long, global = true, env = "TOKENMINT_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service (the default).
+    Serve {
+        /// Loopback only, placeholder credentials when TWILIO_* are unset, an allow-all policy.
+        #[arg(long)]
+        dev: bool,
+    },
+    /// Mint a token locally, through the configured policy, and print it.
+    Mint {
+        /// Use the dev configuration (as `serve --dev`).
+        #[arg(long)]
+        dev: bool,
+        /// The identity the token carries.
+        #[arg(long)]
+        identity: String,
+        /// Roles to mint as (selects policy rules); repeat for several. Default with --dev: dev.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// Lifetime in seconds.
+        #[arg(long)]
+        ttl: Option<u32>,
+        /// The grants as JSON, as in the API body, e.g. '{"video":{"room":"standup"}}'.
+        #[arg(long)]
+        grants: Option<String>,
+    },
+    /// Show a token's header and payload, and verify it when a secret is available
+    /// (TWILIO_API_SECRET, TWILIO_API_SECRET_FILE or --secret-file).
+    Decode {
+        token: String,
+        /// A file holding the API key secret.
+        #[arg(long)]
+        secret_file: Option<PathBuf>,
+    },
+    /// Report every configuration problem at once; exit non-zero if there is any.
+    CheckConfig {
+        #[arg(long)]
+        dev: bool,
+    },
+    /// Exit 0 when the local service answers /livez (for container HEALTHCHECKs).
+    Healthcheck {
+        /// Where to ask; default: the configured admin listener.
+        #[arg(long)]
+        addr: Option<SocketAddr>,
+    },
+}
+
+/// Runs a command; errors come back as one line for `main` to print.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = cli.config.as_deref();
+    match cli.command.unwrap_or(Command::Serve { dev: false }) {
+        Command::Serve { dev } => serve(config, dev).await,
+        Command::Mint {
+            dev,
+            identity,
+            roles,
+            ttl,
+            grants,
+        } => mint(config, dev, identity, roles, ttl, grants.as_deref()),
+        Command::Decode { token, secret_file } => decode(&token, secret_file.as_deref()),
+        Command::CheckConfig { dev } => check_config(config, dev),
+        Command::Healthcheck { addr } => healthcheck(config, addr).await,
+    }
+}
+
+fn load(config: Option<&Path>, dev: bool) -> anyhow::Result<(Runtime, EnvVars)> {
+    let mut env = EnvVars::from_process();
+    if dev {
+        crate::dev::prepare_env(&mut env);
+    }
+    let settings = Settings::load(config, dev, &env).map_err(|e| anyhow!(e))?;
+    let runtime = Runtime::assemble(settings, &env, dev)
+        .map_err(|problems| anyhow!(problems.join("\n  ")))?;
+    Ok((runtime, env))
+}
+
+async fn serve(config: Option<&Path>, dev: bool) -> anyhow::Result<()> {
+    let (runtime, _) = load(config, dev)?;
+    crate::telemetry::init(&runtime.settings.log).map_err(|e| anyhow!(e))?;
+    let token_settings = runtime.settings.token.clone();
+    let placeholder = runtime.credentials.is_placeholder();
+    let dev_session = dev
+        .then(|| {
+            runtime
+                .authenticator
+                .dev_session_token("dev-user", &["dev"], 24 * 3600)
+        })
+        .flatten();
+    let app = Application::build(runtime).await?;
+    if let Some(session) = dev_session {
+        eprintln!(
+            "{}",
+            crate::dev::banner(app.public_addr(), &session, placeholder)
+        );
+    }
+    if placeholder {
+        tracing::warn!(
+            "signing with PLACEHOLDER Twilio credentials: Twilio will reject these tokens"
+        );
+    }
+    #[cfg(unix)]
+    crate::startup::reload_credentials_on_sighup(app.state(), token_settings)
+        .context("could not listen for SIGHUP")?;
+    #[cfg(not(unix))]
+    let _ = token_settings;
+    app.run_until_stopped(crate::startup::shutdown_signal())
+        .await
+        .context("the server failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn mint(
+    config: Option<&Path>,
+    dev: bool,
+    identity: String,
+    mut roles: Vec<String>,
+    ttl: Option<u32>,
+    grants: Option<&str>,
+) -> anyhow::Result<()> {
+    let (runtime, _) = load(config, dev)?;
+    if roles.is_empty() {
+        if !dev {
+            bail!("name the roles to mint as with --role (they select the policy rule)");
+        }
+        roles.push("dev".into());
+    }
+    let grants: Option<RequestedGrants> = grants.map(serde_json::from_str).transpose().context(
+        "--grants is not a valid grants object (e.g. '{\"video\":{\"room\":\"standup\"}}')",
+    )?;
+    let principal = Principal {
+        identity,
+        roles,
+        may_act_as: false,
+        source: PrincipalSource::ApiKey { name: "cli".into() },
+    };
+    let request = TokenRequest {
+        ttl,
+        identity: None,
+        grants,
+    };
+    let decision = runtime
+        .policy
+        .decide(&principal, &request)
+        .map_err(|e| anyhow!("refused: {e}"))?;
+    let minter = TokenMinter::new(&runtime.credentials, &runtime.settings.token);
+    let minted = minter.mint(&decision.spec, unix_now())?;
+    if runtime.credentials.is_placeholder() {
+        eprintln!("warning: signed with PLACEHOLDER credentials; Twilio will reject this token");
+    }
+    eprintln!(
+        "identity {} · grants {:?} · rule {} · expires {}",
+        decision.spec.identity,
+        decision.spec.grants.names(),
+        decision.rule,
+        rfc3339(minted.expires_at)
+    );
+    println!("{}", minted.token.expose_secret());
+    Ok(())
+}
+
+fn decode(token: &str, secret_file: Option<&Path>) -> anyhow::Result<()> {
+    let parts: Vec<&str> = token.trim().split('.').collect();
+    let [header, payload, _signature] = parts[..] else {
+        bail!("not a JWT: expected three dot-separated parts");
+    };
+    let part = |name: &str, text: &str| -> anyhow::Result<serde_json::Value> {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text)
+            .with_context(|| format!("the {name} is not base64url"))?;
+        serde_json::from_slice(&bytes).with_context(|| format!("the {name} is not JSON"))
+    };
+    let header = part("header", header)?;
+    let payload = part("payload", payload)?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({ "header": header, "payload": payload }))?
+    );
+    if let Some(exp) = payload.get("exp").and_then(serde_json::Value::as_u64) {
+        let now = unix_now();
+        let when = rfc3339(exp);
+        if exp > now {
+            println!(
+                "expires {when} (in {})",
+                humantime::format_duration(Duration::from_secs(exp - now))
+            );
+        } else {
+            println!(
+                "EXPIRED {when} ({} ago)",
+                humantime::format_duration(Duration::from_secs(now - exp))
+            );
+        }
+    }
+    let secret = match secret_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("--secret-file {} cannot be read", path.display()))?
+                .trim()
+                .to_owned()
+                .into(),
+        ),
+        None => EnvVars::from_process().secret(API_SECRET_VAR)?,
+    };
+    let Some(secret) = secret else {
+        println!(
+            "signature: not checked (set {API_SECRET_VAR} or pass --secret-file to verify it)"
+        );
+        return Ok(());
+    };
+    let secret: secrecy::SecretString = secret;
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
+    validation.validate_exp = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    let key = jsonwebtoken::DecodingKey::from_secret(secret.expose_secret().as_bytes());
+    match jsonwebtoken::decode::<serde_json::Value>(token.trim(), &key, &validation) {
+        Ok(_) => {
+            println!("signature: valid (HS256, with the given secret)");
+            Ok(())
+        }
+        Err(e) => bail!("signature: INVALID ({e})"),
+    }
+}
+
+fn check_config(config: Option<&Path>, dev: bool) -> anyhow::Result<()> {
+    let (runtime, _) = load(config, dev).map_err(|e| anyhow!("configuration problems:\n  {e}"))?;
+    let settings = &runtime.settings;
+    println!("configuration OK");
+    println!("  public listener  {}", settings.server.listen);
+    println!("  admin listener   {}", settings.server.admin_listen);
+    println!("  account          {}", runtime.credentials.account_sid);
+    println!(
+        "  api key          {}{}",
+        runtime.credentials.api_key_sid,
+        if runtime.credentials.is_placeholder() {
+            " (PLACEHOLDER)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "  region           {}",
+        settings.token.region.as_deref().unwrap_or("(default)")
+    );
+    println!(
+        "  session issuers  {:?}",
+        settings
+            .auth
+            .sessions
+            .iter()
+            .map(|s| &s.issuer)
+            .collect::<Vec<_>>()
+    );
+    println!(
+        "  api keys         {:?}",
+        settings
+            .auth
+            .api_keys
+            .iter()
+            .map(|k| &k.name)
+            .collect::<Vec<_>>()
+    );
+    println!(
+        "  policy rules     {:?}",
+        settings
+            .policy
+            .rules
+            .iter()
+            .map(|r| &r.name)
+            .collect::<Vec<_>>()
+    );
+    Ok(())
+}
+
+async fn healthcheck(config: Option<&Path>, addr: Option<SocketAddr>) -> anyhow::Result<()> {
+    let mut addr = match addr {
+        Some(addr) => addr,
+        None => {
+            Settings::load(config, false, &EnvVars::from_process())
+                .map_err(|e| anyhow!(e))?
+                .server
+                .admin_listen
+        }
+    };
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            Ipv4Addr::LOCALHOST.into()
+        } else {
+            Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    let status_line = tokio::time::timeout(Duration::from_secs(3), async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        stream
+            .write_all(
+                format!("GET /livez HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await?;
+        Ok::<_, std::io::Error>(
+            String::from_utf8_lossy(&response)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_owned(),
+        )
+    })
+    .await
+    .map_err(|_| anyhow!("{addr} did not answer /livez within 3 s"))?
+    .with_context(|| format!("cannot reach {addr}"))?;
+    if status_line.split(' ').nth(1) == Some("200") {
+        Ok(())
+    } else {
+        bail!("{addr}/livez answered {status_line:?}")
+    }
+}

@@ -1,0 +1,142 @@
+//! Settings, layered: the built-in `config/default.toml`, `config/dev.toml` under `--dev`, the
+//! file given by `--config` / `TOKENMINT_CONFIG`, then `TOKENMINT__SECTION__KEY` variables.
+//! Unknown keys are errors: a typo must never silently disable a rule.
+
+pub mod env;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::auth::AuthSettings;
+use crate::policy::PolicySettings;
+use crate::token::TokenSettings;
+use env::EnvVars;
+
+/// The defaults every deployment starts from; also the reference for every key.
+pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
+/// What `serve --dev` adds: loopback addresses, a dev session issuer and an allow-all policy.
+pub const DEV_TOML: &str = include_str!("../../config/dev.toml");
+
+/// All of tokenmint's settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub token: TokenSettings,
+    pub log: LogSettings,
+    #[serde(default)]
+    pub auth: AuthSettings,
+    #[serde(default)]
+    pub policy: PolicySettings,
+}
+
+/// The `[server]` section.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// The public listener: `POST /v1/tokens`, probes, `/openapi.json`.
+    pub listen: SocketAddr,
+    /// The admin listener (probes, and later metrics); keep it off the public ingress.
+    pub admin_listen: SocketAddr,
+    /// Largest request body accepted, in bytes (SPEC: 16 KiB).
+    pub body_limit_bytes: usize,
+    /// A request still running after this many milliseconds gets a 503.
+    pub request_timeout_ms: u64,
+}
+
+impl ServerSettings {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+}
+
+/// The `[log]` section. `RUST_LOG`, when set, overrides `filter`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `json` (one object a line, for collectors) or `pretty` (for people).
+    pub format: LogFormat,
+    /// A tracing `EnvFilter` directive such as `info` or `tokenmint=debug`.
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+impl Settings {
+    /// Loads the layers. `env` supplies the `TOKENMINT__…` overrides.
+    pub fn load(file: Option<&Path>, dev: bool, env: &EnvVars) -> Result<Self, String> {
+        let mut builder = config::Config::builder().add_source(config::File::from_str(
+            DEFAULT_TOML,
+            config::FileFormat::Toml,
+        ));
+        if dev {
+            builder =
+                builder.add_source(config::File::from_str(DEV_TOML, config::FileFormat::Toml));
+        }
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(format!(
+                    "the configuration file {} does not exist: fix --config or TOKENMINT_CONFIG",
+                    path.display()
+                ));
+            }
+            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+        }
+        let overrides = config::Environment::with_prefix("TOKENMINT")
+            .separator("__")
+            .try_parsing(true)
+            .source(Some(env.as_map().clone()));
+        builder
+            .add_source(overrides)
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .map_err(|e| format!("configuration: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_load_and_environment_overrides_them() {
+        let env: EnvVars = [
+            ("TOKENMINT__SERVER__LISTEN", "0.0.0.0:9999"),
+            ("TOKENMINT_CONFIG", "ignored"),
+        ]
+        .into_iter()
+        .collect();
+        let settings = Settings::load(None, false, &env).unwrap();
+        assert_eq!(settings.server.listen.port(), 9999);
+        assert_eq!(settings.server.body_limit_bytes, 16 * 1024);
+        assert_eq!(settings.token.default_ttl_secs, 3600);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let env: EnvVars = [("TOKENMINT__SERVER__LISTN", "0.0.0.0:9999")]
+            .into_iter()
+            .collect();
+        let err = Settings::load(None, false, &env).unwrap_err();
+        assert!(err.contains("listn"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_file_is_named() {
+        let err = Settings::load(
+            Some(Path::new("/nonexistent.toml")),
+            false,
+            &EnvVars::default(),
+        )
+        .unwrap_err();
+        assert!(err.contains("/nonexistent.toml"));
+    }
+}

@@ -1,0 +1,82 @@
+//! Extractors: the authenticated principal and the JSON body, each failing as an [`ApiError`].
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use crate::auth::{AuthError, Principal, bearer_credential};
+use crate::error::ApiError;
+
+/// The caller, verified from its `Authorization: Bearer` credential.
+pub struct Authenticated(pub Principal);
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .map(|value| value.to_str().map_err(|_| AuthError::Malformed))
+            .transpose()?;
+        let result = match bearer_credential(header) {
+            Ok(credential) => state.authenticator.authenticate(credential).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(principal) => {
+                tracing::Span::current().record("identity", principal.identity.as_str());
+                Ok(Self(principal))
+            }
+            Err(e) => {
+                tracing::info!(reason = e.reason(), "authentication failed");
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// A JSON body; an empty body is `T::default()` ("the policy's defaults"). Content type,
+/// size and syntax failures become 415, 413 and 400 problems.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + Default> FromRequest<AppState> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let is_json = request
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .map(|essence| {
+                let essence = essence.trim().to_ascii_lowercase();
+                essence == "application/json"
+                    || (essence.starts_with("application/") && essence.ends_with("+json"))
+            });
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge {
+                        limit: state.body_limit_bytes,
+                    }
+                } else {
+                    ApiError::BadRequest("the request body could not be read".into())
+                }
+            })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Self(T::default()));
+        }
+        if is_json != Some(true) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        serde_json::from_slice(&bytes)
+            .map(Self)
+            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+    }
+}

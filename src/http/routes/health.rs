@@ -1,0 +1,64 @@
+//! Probes. `/livez`: the process answers. `/readyz`: it can mint (credentials loaded) and is
+//! not draining; it turns 503 the moment shutdown begins, so the load balancer stops sending.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, Problem};
+use crate::http::AppState;
+
+/// Process-wide health flags.
+#[derive(Debug, Default)]
+pub struct Health {
+    draining: AtomicBool,
+}
+
+impl Health {
+    /// Marks the process as shutting down: readiness fails from now on.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Status {
+    #[schema(example = "ok")]
+    pub status: &'static str,
+    /// The key SID tokens are signed with now (never the secret).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_sid: Option<String>,
+}
+
+#[utoipa::path(get, path = "/livez", responses((status = 200, body = Status)))]
+pub async fn livez() -> Json<Status> {
+    Json(Status {
+        status: "ok",
+        key_sid: None,
+    })
+}
+
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    responses(
+        (status = 200, body = Status),
+        (status = 503, description = "Draining or not ready", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
+    if state.health.is_draining() {
+        return Err(ApiError::Unavailable("shutting down"));
+    }
+    Ok(Json(Status {
+        status: "ready",
+        key_sid: Some(state.minter.current().key_sid().to_owned()),
+    }))
+}

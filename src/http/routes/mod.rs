@@ -1,0 +1,5 @@
+//! Handlers, one module per resource.
+
+pub mod health;
+pub mod openapi;
+pub mod tokens;

@@ -1,0 +1,83 @@
+//! `POST /v1/tokens`: authenticate, decide, mint, audit.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
+use secrecy::ExposeSecret;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, Problem};
+use crate::http::AppState;
+use crate::http::extract::{Authenticated, JsonBody};
+use crate::policy::TokenRequest;
+use crate::token::{rfc3339, unix_now};
+
+/// A minted token and what it carries.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// The Twilio Access Token, for the client SDK.
+    pub token: String,
+    /// The identity the token carries.
+    #[schema(example = "alice")]
+    pub identity: String,
+    /// Lifetime in seconds.
+    #[schema(example = 3600)]
+    pub ttl: u32,
+    /// When it expires (RFC 3339, UTC): refresh before then.
+    #[schema(example = "2026-11-27T09:00:00Z")]
+    pub expires_at: String,
+    /// The grants it carries.
+    #[schema(example = json!(["video"]))]
+    pub grants: Vec<&'static str>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/tokens",
+    request_body(content = Option<TokenRequest>, description = "What to mint; an empty body asks for the policy's defaults"),
+    responses(
+        (status = 200, description = "Minted (sent with Cache-Control: no-store)", body = TokenResponse),
+        (status = 400, description = "Malformed JSON or field", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid credential", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The policy does not allow this grant, room, identity or ttl", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body larger than the limit", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Not ready or overloaded", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn mint_token(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Authenticated(principal): Authenticated,
+    JsonBody(request): JsonBody<TokenRequest>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let decision = state.policy.decide(&principal, &request)?;
+    let minter = state.minter.current();
+    let minted = minter.mint(&decision.spec, unix_now())?;
+    let grants = decision.spec.grants.names();
+    tracing::info!(
+        target: "audit",
+        request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or(""),
+        identity = %decision.spec.identity,
+        principal = %principal.source,
+        rule = %decision.rule,
+        grants = ?grants,
+        ttl = decision.spec.ttl_secs,
+        jti = %minted.jti,
+        key_sid = %minted.key_sid,
+        client_ip = %peer.ip(),
+        "token minted"
+    );
+    Ok(Json(TokenResponse {
+        token: minted.token.expose_secret().to_owned(),
+        identity: decision.spec.identity,
+        ttl: decision.spec.ttl_secs,
+        expires_at: rfc3339(minted.expires_at),
+        grants,
+    }))
+}

@@ -1,0 +1,25 @@
+//! tokenmint: exchanges a verified app-user identity for a short-lived Twilio Access Token.
+//!
+//! # Layout, in the order a request meets it
+//! - [`http`]: routers, tower layers, extractors and handlers (the only axum code, with [`error`]).
+//! - [`auth`]: the bearer credential becomes a verified [`auth::Principal`].
+//! - [`policy`]: pure rules decide which grants, identity and ttl the principal may have.
+//! - [`token`]: builds and signs the Access Token with the API key from [`credentials`].
+//! - [`error`]: every failure as an RFC 9457 problem response, in one place.
+//!
+//! Around them: [`config`] (layered settings, environment, secrets), [`startup`] (assembly,
+//! listeners, graceful shutdown, key reload), [`telemetry`] (logs and the audit trail), [`cli`]
+//! (the commands `main` dispatches), [`dev`] (the zero-setup `--dev` mode) and [`sid`].
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod credentials;
+pub mod dev;
+pub mod error;
+pub mod http;
+pub mod policy;
+pub mod sid;
+pub mod startup;
+pub mod telemetry;
+pub mod token;

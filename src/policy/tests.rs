@@ -1,0 +1,281 @@
+use super::*;
+use crate::auth::PrincipalSource;
+
+const AP: &str = "AP11111111111111111111111111111111";
+const IS_CHAT: &str = "IS33333333333333333333333333333333";
+
+fn policy(toml_rules: &str) -> Policy {
+    #[derive(Deserialize)]
+    struct Wrapper {
+        policy: PolicySettings,
+    }
+    let wrapper: Wrapper = toml_from_str(toml_rules);
+    Policy::from_settings(&wrapper.policy, 3600).expect("valid policy")
+}
+
+fn toml_from_str<T: serde::de::DeserializeOwned>(text: &str) -> T {
+    config::Config::builder()
+        .add_source(config::File::from_str(text, config::FileFormat::Toml))
+        .build()
+        .and_then(config::Config::try_deserialize)
+        .expect("parses")
+}
+
+fn user(identity: &str, roles: &[&str]) -> Principal {
+    Principal {
+        identity: identity.into(),
+        roles: roles.iter().map(|r| r.to_string()).collect(),
+        may_act_as: false,
+        source: PrincipalSource::Session {
+            issuer: "app".into(),
+        },
+    }
+}
+
+fn request(json: &str) -> TokenRequest {
+    serde_json::from_str(json).unwrap()
+}
+
+fn app_policy() -> Policy {
+    policy(&format!(
+        r#"
+        [[policy.rules]]
+        name = "users"
+        roles = ["user"]
+        max_ttl_secs = 3600
+        defaults = ["video", "chat"]
+        video = {{ rooms = ["standup", "user-{{identity}}", "team-*"], default_room = "user-{{identity}}" }}
+        voice = {{ incoming = true, application_sid = "{AP}" }}
+        chat = {{ service_sid = "{IS_CHAT}" }}
+
+        [[policy.rules]]
+        name = "admins"
+        roles = ["admin"]
+        max_ttl_secs = 86400
+        video = {{ rooms = ["*"] }}
+        "#
+    ))
+}
+
+#[test]
+fn an_empty_request_gets_the_rule_defaults_with_sids_filled_in() {
+    let decision = app_policy()
+        .decide(&user("alice", &["user"]), &TokenRequest::default())
+        .unwrap();
+    assert_eq!(decision.rule, "users");
+    assert_eq!(decision.spec.ttl_secs, 3600);
+    assert_eq!(
+        decision.spec.grants.video,
+        Some(VideoGrant {
+            room: Some("user-alice".into())
+        })
+    );
+    assert_eq!(
+        decision.spec.grants.chat.unwrap().service_sid.as_deref(),
+        Some(IS_CHAT)
+    );
+    assert!(
+        decision.spec.grants.voice.is_none(),
+        "voice is not a default grant"
+    );
+}
+
+#[test]
+fn rooms_must_match_a_pattern() {
+    let policy = app_policy();
+    let alice = user("alice", &["user"]);
+    for room in ["standup", "user-alice", "team-red"] {
+        let asked = request(&format!(
+            r#"{{"grants": {{"video": {{"room": "{room}"}}}}}}"#
+        ));
+        assert!(policy.decide(&alice, &asked).is_ok(), "{room}");
+    }
+    let denied = policy
+        .decide(
+            &alice,
+            &request(r#"{"grants": {"video": {"room": "user-bob"}}}"#),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(denied, PolicyError::Forbidden(ref m) if m.contains("user-bob")),
+        "{denied}"
+    );
+}
+
+#[test]
+fn a_ttl_above_the_cap_is_refused_not_shortened() {
+    let err = app_policy()
+        .decide(&user("alice", &["user"]), &request(r#"{"ttl": 7200}"#))
+        .unwrap_err();
+    assert_eq!(
+        err,
+        PolicyError::Forbidden(
+            "ttl 7200 exceeds the cap of 3600 seconds set by policy rule \"users\"".into()
+        )
+    );
+}
+
+#[test]
+fn the_default_ttl_is_the_lower_of_3600_and_the_cap() {
+    let capped = policy(
+        r#"
+        [[policy.rules]]
+        name = "short"
+        roles = ["user"]
+        max_ttl_secs = 600
+        video = { rooms = ["*"] }
+        "#,
+    );
+    assert_eq!(
+        capped
+            .decide(&user("a", &["user"]), &TokenRequest::default())
+            .unwrap()
+            .spec
+            .ttl_secs,
+        600
+    );
+}
+
+#[test]
+fn a_grant_outside_the_rule_is_refused() {
+    let err = app_policy()
+        .decide(
+            &user("alice", &["user"]),
+            &request(r#"{"grants": {"sync": {}}}"#),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, PolicyError::Forbidden(ref m) if m.contains("sync grant")),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_pinned_sid_refuses_any_other() {
+    let other = "AP99999999999999999999999999999999";
+    let asked = request(&format!(
+        r#"{{"grants": {{"voice": {{"outgoing": {{"application_sid": "{other}"}}}}}}}}"#
+    ));
+    assert!(matches!(
+        app_policy().decide(&user("alice", &["user"]), &asked),
+        Err(PolicyError::Forbidden(_))
+    ));
+}
+
+#[test]
+fn params_need_the_rule_to_allow_them() {
+    let asked = request(r#"{"grants": {"voice": {"outgoing": {"params": {"to": "+1555"}}}}}"#);
+    let err = app_policy()
+        .decide(&user("alice", &["user"]), &asked)
+        .unwrap_err();
+    assert!(
+        matches!(err, PolicyError::Forbidden(ref m) if m.contains("params")),
+        "{err}"
+    );
+}
+
+#[test]
+fn only_trusted_principals_name_another_identity() {
+    let asked = request(r#"{"identity": "bob"}"#);
+    assert!(matches!(
+        app_policy().decide(&user("alice", &["user"]), &asked),
+        Err(PolicyError::Forbidden(_))
+    ));
+    let backend = Principal {
+        may_act_as: true,
+        ..user("billing", &["user"])
+    };
+    assert_eq!(
+        app_policy().decide(&backend, &asked).unwrap().spec.identity,
+        "bob"
+    );
+    let own = request(r#"{"identity": "alice"}"#);
+    assert!(
+        app_policy().decide(&user("alice", &["user"]), &own).is_ok(),
+        "naming yourself is harmless"
+    );
+}
+
+#[test]
+fn identity_rules_give_400_for_a_named_identity_and_403_for_a_credential_one() {
+    let backend = Principal {
+        may_act_as: true,
+        ..user("billing", &["user"])
+    };
+    let asked = request(r#"{"identity": "bad identity", "grants": {"voice": {}}}"#);
+    assert!(matches!(
+        app_policy().decide(&backend, &asked),
+        Err(PolicyError::Invalid(_))
+    ));
+    let spaced = user("alice smith", &["user"]);
+    let asked = request(r#"{"grants": {"voice": {}}}"#);
+    assert!(matches!(
+        app_policy().decide(&spaced, &asked),
+        Err(PolicyError::Forbidden(_))
+    ));
+}
+
+#[test]
+fn roles_without_rules_are_refused_and_later_rules_are_tried() {
+    assert!(matches!(
+        app_policy().decide(&user("a", &["guest"]), &TokenRequest::default()),
+        Err(PolicyError::Forbidden(_))
+    ));
+    let both = user("root", &["user", "admin"]);
+    let decision = app_policy()
+        .decide(
+            &both,
+            &request(r#"{"ttl": 86400, "grants": {"video": {}}}"#),
+        )
+        .unwrap();
+    assert_eq!(decision.rule, "admins");
+    assert_eq!(decision.spec.grants.video, Some(VideoGrant { room: None }));
+}
+
+#[test]
+fn malformed_sids_and_empty_grants_are_400() {
+    let policy = app_policy();
+    let alice = user("alice", &["user"]);
+    let bad_sid = request(r#"{"grants": {"chat": {"service_sid": "IS123"}}}"#);
+    assert_eq!(
+        policy.decide(&alice, &bad_sid),
+        Err(PolicyError::Invalid(
+            "chat.service_sid must be IS followed by 32 hexadecimal digits".into()
+        ))
+    );
+    assert!(matches!(
+        policy.decide(&alice, &request(r#"{"grants": {}}"#)),
+        Err(PolicyError::Invalid(_))
+    ));
+}
+
+#[test]
+fn configuration_problems_are_all_reported() {
+    let settings: PolicySettings =
+        toml_from_str::<std::collections::HashMap<String, PolicySettings>>(
+            r#"
+        [policy]
+        [[policy.rules]]
+        name = "broken"
+        roles = []
+        max_ttl_secs = 0
+        defaults = ["sync"]
+        video = { rooms = ["team-*"] }
+        chat = { service_sid = "IS1" }
+        "#,
+        )
+        .remove("policy")
+        .unwrap();
+    let problems = Policy::from_settings(&settings, 3600).unwrap_err();
+    for expected in [
+        "roles is empty",
+        "max_ttl_secs",
+        "defaults names Sync",
+        "chat.service_sid",
+    ] {
+        assert!(
+            problems.iter().any(|p| p.contains(expected)),
+            "{expected} in {problems:?}"
+        );
+    }
+}

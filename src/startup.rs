@@ -1,0 +1,221 @@
+//! Assembling the service from validated parts, binding its listeners, and running it until a
+//! shutdown signal, draining in-flight requests.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+
+use crate::auth::Authenticator;
+use crate::config::Settings;
+use crate::config::env::EnvVars;
+use crate::credentials::{ACCOUNT_SID_VAR, API_KEY_VAR, TwilioCredentials};
+use crate::http::{AppState, Health, admin_router, api_router};
+use crate::policy::Policy;
+use crate::token::{SharedMinter, TokenMinter};
+
+/// Everything the service needs, validated.
+pub struct Runtime {
+    pub settings: Settings,
+    pub credentials: TwilioCredentials,
+    pub authenticator: Authenticator,
+    pub policy: Policy,
+}
+
+impl Runtime {
+    /// Validates settings, credentials, authentication and policy; every problem at once.
+    /// With `dev`, missing Twilio credentials become placeholders and the listeners must be on
+    /// loopback.
+    pub fn assemble(settings: Settings, env: &EnvVars, dev: bool) -> Result<Self, Vec<String>> {
+        let mut problems = settings.token.problems();
+        if settings.server.body_limit_bytes == 0 || settings.server.request_timeout_ms == 0 {
+            problems.push(
+                "server.body_limit_bytes and server.request_timeout_ms must be above 0".into(),
+            );
+        }
+        if dev {
+            for (key, addr) in [
+                ("server.listen", settings.server.listen),
+                ("server.admin_listen", settings.server.admin_listen),
+            ] {
+                if !addr.ip().is_loopback() {
+                    problems.push(format!(
+                        "--dev refuses {key} = {addr}: dev mode uses placeholder secrets, so it listens on loopback only (e.g. 127.0.0.1:8080)"
+                    ));
+                }
+            }
+        }
+        let credentials = if dev && !env.is_set(API_KEY_VAR) && !env.is_set(ACCOUNT_SID_VAR) {
+            Some(TwilioCredentials::placeholder(
+                crate::dev::random_secret().into(),
+            ))
+        } else {
+            TwilioCredentials::from_env(env)
+                .map_err(|e| problems.push(e.to_string()))
+                .ok()
+        };
+        let authenticator = Authenticator::from_settings(&settings.auth, env)
+            .map_err(|mut p| problems.append(&mut p))
+            .ok();
+        let policy = Policy::from_settings(&settings.policy, settings.token.default_ttl_secs)
+            .map_err(|mut p| problems.append(&mut p))
+            .ok();
+        match (credentials, authenticator, policy) {
+            (Some(credentials), Some(authenticator), Some(policy)) if problems.is_empty() => {
+                Ok(Self {
+                    settings,
+                    credentials,
+                    authenticator,
+                    policy,
+                })
+            }
+            _ => Err(problems),
+        }
+    }
+}
+
+/// The bound service, ready to run.
+pub struct Application {
+    public: TcpListener,
+    admin: TcpListener,
+    state: AppState,
+    settings: Settings,
+}
+
+impl Application {
+    /// Binds both listeners (port 0 picks a free port, as tests do).
+    pub async fn build(runtime: Runtime) -> std::io::Result<Self> {
+        let Runtime {
+            settings,
+            credentials,
+            authenticator,
+            policy,
+        } = runtime;
+        let public = bind("server.listen", settings.server.listen).await?;
+        let admin = bind("server.admin_listen", settings.server.admin_listen).await?;
+        let state = AppState {
+            authenticator: Arc::new(authenticator),
+            policy: Arc::new(policy),
+            minter: Arc::new(SharedMinter::new(TokenMinter::new(
+                &credentials,
+                &settings.token,
+            ))),
+            health: Arc::new(Health::default()),
+            body_limit_bytes: settings.server.body_limit_bytes,
+        };
+        Ok(Self {
+            public,
+            admin,
+            state,
+            settings,
+        })
+    }
+
+    pub fn public_addr(&self) -> SocketAddr {
+        self.public
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes; then readiness fails at once, new connections are
+    /// refused, and in-flight requests finish (each bounded by the request timeout).
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let health = self.state.health.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            health.start_draining();
+            tracing::info!("shutting down: finishing in-flight requests");
+            let _ = stop_tx.send(true);
+        });
+        let stopped = move || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            }
+        };
+        tracing::info!(public = %self.public_addr(), admin = %self.admin_addr(), key_sid = %self.state.minter.current().key_sid(), "listening");
+        let public = axum::serve(
+            self.public,
+            api_router(self.state.clone(), &self.settings.server)
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stopped());
+        let admin = axum::serve(
+            self.admin,
+            admin_router(self.state.clone(), &self.settings.server)
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stopped());
+        let (public, admin) = tokio::join!(public, admin);
+        public.and(admin)
+    }
+}
+
+async fn bind(key: &str, addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await.map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("{key} = {addr} cannot be bound ({e}): stop whatever holds it, or choose another address with TOKENMINT__{}", key.to_uppercase().replace('.', "__")),
+        )
+    })
+}
+
+/// Completes on SIGTERM (what orchestrators send) or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = terminate => {} }
+}
+
+/// On SIGHUP, re-reads the Twilio credentials (a rotated `_FILE` or new variables) and signs
+/// new tokens with them at once; a bad new credential is refused and the old one kept.
+#[cfg(unix)]
+pub fn reload_credentials_on_sighup(
+    state: &AppState,
+    token_settings: crate::token::TokenSettings,
+) -> std::io::Result<()> {
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let minter = state.minter.clone();
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            let current = minter.current().key_sid().to_owned();
+            match TwilioCredentials::from_env(&EnvVars::from_process()) {
+                Ok(credentials) => {
+                    minter.replace(TokenMinter::new(&credentials, &token_settings));
+                    tracing::info!(key_sid = %credentials.api_key_sid, previous_key_sid = %current, "credentials reloaded");
+                }
+                Err(e) => {
+                    tracing::error!(reason = %e, key_sid = %current, "credential reload refused; still signing with the previous key")
+                }
+            }
+        }
+    });
+    Ok(())
+}

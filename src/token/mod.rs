@@ -1,0 +1,331 @@
+//! Building and signing Twilio Access Tokens.
+//!
+//! A token is an HS256 JWT signed with an API key secret, with the header
+//! `{"alg":"HS256","typ":"JWT","cty":"twilio-fpa;v=1"}` (plus `"twr"` for a region) and the
+//! claims `jti`, `iss` (API key SID), `sub` (Account SID), `iat`, `exp`, optional `nbf` and
+//! `grants`. The clock is read by the caller, once per token, and passed in as `issued_at`.
+
+mod grants;
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+pub use grants::{
+    ChatGrant, Grants, IdentityError, SyncGrant, TaskRouterGrant, VideoGrant, VoiceGrant,
+    check_identity,
+};
+
+use crate::credentials::TwilioCredentials;
+
+/// The longest ttl Twilio accepts (error 20157 beyond it).
+pub const MAX_TTL_SECS: u32 = 86_400;
+/// The ttl when neither the request nor a policy cap says otherwise.
+pub const DEFAULT_TTL_SECS: u32 = 3_600;
+/// The content type Twilio requires in the header.
+pub const TWILIO_CONTENT_TYPE: &str = "twilio-fpa;v=1";
+
+/// The `[token]` section of the configuration.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSettings {
+    /// The ttl, in seconds, of a token whose request names none (capped by the policy rule).
+    pub default_ttl_secs: u32,
+    /// The Twilio region (`us1`, `ie1`, `au1`, …) written as the `twr` header; none by default.
+    pub region: Option<String>,
+    /// When set, tokens carry `nbf = iat - nbf_backdate_secs`. Unset by default: a phone whose
+    /// clock runs behind rejects a token that is "not valid yet".
+    pub nbf_backdate_secs: Option<u32>,
+}
+
+impl TokenSettings {
+    /// Every problem with this section, as sentences naming the key.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if !(1..=MAX_TTL_SECS).contains(&self.default_ttl_secs) {
+            problems.push(format!(
+                "token.default_ttl_secs must be from 1 to {MAX_TTL_SECS}"
+            ));
+        }
+        if let Some(region) = &self.region {
+            let b = region.as_bytes();
+            let plausible = b.len() >= 3
+                && b.len() <= 8
+                && b.iter()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+            if !plausible {
+                problems.push(format!("token.region {region:?} is not a Twilio region such as \"us1\", \"ie1\" or \"au1\""));
+            }
+        }
+        problems
+    }
+}
+
+/// What to put in one token. The policy decides it; nothing here widens it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenSpec {
+    pub identity: String,
+    pub ttl_secs: u32,
+    pub grants: Grants,
+    /// An explicit `nbf`, in Unix seconds; `None` leaves it to `token.nbf_backdate_secs`.
+    pub not_before: Option<u64>,
+}
+
+/// A signed token. `Debug` never shows the token itself.
+pub struct MintedToken {
+    pub token: SecretString,
+    pub jti: String,
+    pub issued_at: u64,
+    pub expires_at: u64,
+    pub key_sid: String,
+}
+
+impl std::fmt::Debug for MintedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MintedToken")
+            .field("token", &"[REDACTED]")
+            .field("jti", &self.jti)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a token was not minted.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("ttl must be a whole number of seconds from 1 to {MAX_TTL_SECS}")]
+    InvalidTtl,
+    #[error("a token needs at least one grant")]
+    NoGrants,
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error("signing failed: {0}")]
+    Signing(#[from] jsonwebtoken::errors::Error),
+}
+
+#[derive(Serialize)]
+struct Claims<'a> {
+    jti: &'a str,
+    grants: GrantsClaim<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nbf: Option<u64>,
+    iat: u64,
+    exp: u64,
+    iss: &'a str,
+    sub: &'a str,
+}
+
+#[derive(Serialize)]
+struct GrantsClaim<'a> {
+    identity: &'a str,
+    #[serde(flatten)]
+    grants: &'a Grants,
+}
+
+/// Signs tokens for one Twilio account with one API key. Built once per credential load; the
+/// header and key are prepared here rather than per token.
+pub struct TokenMinter {
+    account_sid: String,
+    key_sid: String,
+    key: EncodingKey,
+    header: Header,
+    nbf_backdate_secs: Option<u32>,
+}
+
+impl TokenMinter {
+    pub fn new(credentials: &TwilioCredentials, settings: &TokenSettings) -> Self {
+        let mut header = Header::new(Algorithm::HS256);
+        header.cty = Some(TWILIO_CONTENT_TYPE.to_owned());
+        if let Some(region) = &settings.region {
+            header.extras.insert("twr", region);
+        }
+        Self {
+            account_sid: credentials.account_sid.clone(),
+            key_sid: credentials.api_key_sid.clone(),
+            key: EncodingKey::from_secret(credentials.api_secret.expose_secret().as_bytes()),
+            header,
+            nbf_backdate_secs: settings.nbf_backdate_secs,
+        }
+    }
+
+    /// The API key SID tokens are signed with (their `iss`).
+    pub fn key_sid(&self) -> &str {
+        &self.key_sid
+    }
+
+    /// Mints a token issued at `issued_at` (Unix seconds) with a random, unique `jti`.
+    pub fn mint(&self, spec: &TokenSpec, issued_at: u64) -> Result<MintedToken, TokenError> {
+        self.mint_with_jti_suffix(spec, issued_at, &random_jti_suffix())
+    }
+
+    /// Mints with a given `jti` suffix; the official libraries' `jti` is `<SK>-<iat>`, which
+    /// repeats within a second, so ours appends a suffix that is unique per token.
+    pub fn mint_with_jti_suffix(
+        &self,
+        spec: &TokenSpec,
+        issued_at: u64,
+        jti_suffix: &str,
+    ) -> Result<MintedToken, TokenError> {
+        if !(1..=MAX_TTL_SECS).contains(&spec.ttl_secs) {
+            return Err(TokenError::InvalidTtl);
+        }
+        if spec.grants.is_empty() {
+            return Err(TokenError::NoGrants);
+        }
+        check_identity(&spec.identity, &spec.grants)?;
+        let jti = format!("{}-{issued_at}-{jti_suffix}", self.key_sid);
+        let expires_at = issued_at + u64::from(spec.ttl_secs);
+        let claims = Claims {
+            jti: &jti,
+            grants: GrantsClaim {
+                identity: &spec.identity,
+                grants: &spec.grants,
+            },
+            nbf: spec.not_before.or(self
+                .nbf_backdate_secs
+                .map(|b| issued_at.saturating_sub(u64::from(b)))),
+            iat: issued_at,
+            exp: expires_at,
+            iss: &self.key_sid,
+            sub: &self.account_sid,
+        };
+        let token = jsonwebtoken::encode(&self.header, &claims, &self.key)?;
+        Ok(MintedToken {
+            token: SecretString::from(token),
+            jti,
+            issued_at,
+            expires_at,
+            key_sid: self.key_sid.clone(),
+        })
+    }
+}
+
+/// The minter in use. Credential reloads replace it whole, so every token is signed with one
+/// consistent key; a request clones the inner `Arc` once and never holds the lock while signing.
+pub struct SharedMinter(std::sync::RwLock<std::sync::Arc<TokenMinter>>);
+
+impl SharedMinter {
+    pub fn new(minter: TokenMinter) -> Self {
+        Self(std::sync::RwLock::new(std::sync::Arc::new(minter)))
+    }
+
+    pub fn current(&self) -> std::sync::Arc<TokenMinter> {
+        self.0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn replace(&self, minter: TokenMinter) {
+        *self
+            .0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = std::sync::Arc::new(minter);
+    }
+}
+
+/// 64 random bits as 16 hex digits: enough that two tokens never share a `jti`.
+fn random_jti_suffix() -> String {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes)
+        .expect("the operating system's random number generator is unavailable");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The current time in Unix seconds: read once per token.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `2026-11-27T09:00:00Z` for a Unix time, as the API's `expires_at` reports it.
+pub fn rfc3339(unix_secs: u64) -> String {
+    humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix_secs),
+    )
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minter(region: Option<&str>) -> TokenMinter {
+        let creds = TwilioCredentials {
+            account_sid: "AC0123456789abcdef0123456789abcdef".into(),
+            api_key_sid: "SKfedcba9876543210fedcba9876543210".into(),
+            api_secret: SecretString::from("fake-secret-not-a-real-twilio-0k"),
+        };
+        let settings = TokenSettings {
+            default_ttl_secs: 3600,
+            region: region.map(str::to_owned),
+            nbf_backdate_secs: None,
+        };
+        TokenMinter::new(&creds, &settings)
+    }
+
+    fn spec() -> TokenSpec {
+        TokenSpec {
+            identity: "alice".into(),
+            ttl_secs: 3600,
+            grants: Grants {
+                video: Some(VideoGrant::default()),
+                ..Grants::default()
+            },
+            not_before: None,
+        }
+    }
+
+    #[test]
+    fn header_carries_the_twilio_content_type_and_region() {
+        let token = minter(Some("ie1")).mint(&spec(), 1_700_000_000).unwrap();
+        let header = jsonwebtoken::decode_header(token.token.expose_secret()).unwrap();
+        assert_eq!(header.cty.as_deref(), Some(TWILIO_CONTENT_TYPE));
+        assert_eq!(
+            header.extras.get::<String>("twr").unwrap().as_deref(),
+            Some("ie1")
+        );
+        assert_eq!(header.alg, Algorithm::HS256);
+    }
+
+    #[test]
+    fn jti_is_unique_per_token_within_one_second() {
+        let minter = minter(None);
+        let a = minter.mint(&spec(), 1_700_000_000).unwrap();
+        let b = minter.mint(&spec(), 1_700_000_000).unwrap();
+        assert_ne!(a.jti, b.jti);
+        assert!(
+            a.jti
+                .starts_with("SKfedcba9876543210fedcba9876543210-1700000000-")
+        );
+    }
+
+    #[test]
+    fn refuses_ttl_out_of_range_and_empty_grants() {
+        let minter = minter(None);
+        for ttl in [0, MAX_TTL_SECS + 1] {
+            let spec = TokenSpec {
+                ttl_secs: ttl,
+                ..spec()
+            };
+            assert!(matches!(minter.mint(&spec, 1), Err(TokenError::InvalidTtl)));
+        }
+        let spec = TokenSpec {
+            grants: Grants::default(),
+            ..spec()
+        };
+        assert!(matches!(minter.mint(&spec, 1), Err(TokenError::NoGrants)));
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let token = minter(None).mint(&spec(), 1_700_000_000).unwrap();
+        assert!(!format!("{token:?}").contains(token.token.expose_secret()));
+    }
+
+    #[test]
+    fn formats_expiry_as_rfc3339() {
+        assert_eq!(rfc3339(1_700_003_600), "2023-11-14T23:13:20Z");
+    }
+}
