@@ -1,0 +1,260 @@
+//! The command line, run as the real binary with only the environment it is given.
+
+use crate::helpers::*;
+
+fn creds() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("TWILIO_ACCOUNT_SID", ACCOUNT_SID),
+        ("TWILIO_API_KEY", KEY_SID),
+        ("TWILIO_API_SECRET", API_SECRET),
+        ("TEST_SESSION_SECRET", SESSION_SECRET),
+    ]
+}
+
+fn test_config() -> String {
+    repo_path("config/test.toml").to_str().unwrap().to_owned()
+}
+
+#[test]
+fn start_up_refuses_an_account_sid_as_the_api_key_in_one_sentence() {
+    let mut env = creds();
+    env[1] = ("TWILIO_API_KEY", ACCOUNT_SID);
+    let (ok, _, stderr) = run_binary(&["serve", "--config", &test_config()], &env);
+    assert!(!ok);
+    assert!(
+        stderr.starts_with("tokenmint: TWILIO_API_KEY holds an Account SID"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("revoked"),
+        "says why production uses API keys: {stderr}"
+    );
+    assert!(!stderr.contains(API_SECRET));
+}
+
+#[test]
+fn start_up_refuses_an_auth_token_without_an_api_key() {
+    let env = [
+        ("TWILIO_ACCOUNT_SID", ACCOUNT_SID),
+        ("TWILIO_AUTH_TOKEN", "0123456789abcdef0123456789abcdef"),
+        ("TEST_SESSION_SECRET", SESSION_SECRET),
+    ];
+    let (ok, _, stderr) = run_binary(&["serve", "--config", &test_config()], &env);
+    assert!(!ok);
+    assert!(
+        stderr.contains("TWILIO_AUTH_TOKEN is set but TWILIO_API_KEY is not"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("0123456789abcdef0123456789abcdef"));
+}
+
+#[test]
+fn start_up_names_a_missing_variable() {
+    let env: Vec<_> = creds()
+        .into_iter()
+        .filter(|(k, _)| *k != "TWILIO_API_SECRET")
+        .collect();
+    let (ok, _, stderr) = run_binary(&["serve", "--config", &test_config()], &env);
+    assert!(!ok);
+    assert!(
+        stderr.contains("TWILIO_API_SECRET is not set: set it (or TWILIO_API_SECRET_FILE)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn credentials_may_come_from_files() {
+    let dir = std::env::temp_dir().join(format!("tokenmint-cli-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("secret"), format!("{API_SECRET}\n")).unwrap();
+    let secret_file = dir.join("secret").to_str().unwrap().to_owned();
+    let env = [
+        ("TWILIO_ACCOUNT_SID", ACCOUNT_SID),
+        ("TWILIO_API_KEY", KEY_SID),
+        ("TWILIO_API_SECRET_FILE", secret_file.as_str()),
+        ("TEST_SESSION_SECRET", SESSION_SECRET),
+    ];
+    let (ok, token, stderr) = run_binary(
+        &[
+            "mint",
+            "--config",
+            &test_config(),
+            "--identity",
+            "alice",
+            "--role",
+            "user",
+        ],
+        &env,
+    );
+    assert!(ok, "{stderr}");
+    verify_token(token.trim(), API_SECRET);
+}
+
+#[test]
+fn check_config_reports_every_problem_at_once_without_secrets() {
+    let dir = std::env::temp_dir().join(format!("tokenmint-cli-check-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let broken = dir.join("broken.toml");
+    std::fs::write(
+        &broken,
+        r#"
+        [token]
+        region = "Not A Region"
+        [[auth.sessions]]
+        issuer = "https://app.test"
+        audiences = ["a"]
+        secret_env = "SHORT_SECRET"
+        [[auth.api_keys]]
+        name = "k"
+        sha256 = "abc"
+        [[policy.rules]]
+        name = "r"
+        roles = ["user"]
+        video = { rooms = ["team-*"] }
+        chat = { service_sid = "IS1" }
+        "#,
+    )
+    .unwrap();
+    let env = [
+        ("TWILIO_ACCOUNT_SID", ACCOUNT_SID),
+        ("TWILIO_API_KEY", "SK123"),
+        ("TWILIO_API_SECRET", API_SECRET),
+        ("SHORT_SECRET", "short-secret-value"),
+    ];
+    let (ok, stdout, stderr) = run_binary(
+        &["check-config", "--config", broken.to_str().unwrap()],
+        &env,
+    );
+    assert!(!ok, "exit non-zero");
+    for expected in [
+        "token.region",
+        "TWILIO_API_KEY is not an API key SID",
+        "SHORT_SECRET is shorter than 32 bytes",
+        "sha256 must be 64 hex digits",
+        "video.default_room",
+        "chat.service_sid",
+    ] {
+        assert!(stderr.contains(expected), "{expected} in {stderr}");
+    }
+    let output = stdout + &stderr;
+    assert!(!output.contains(API_SECRET) && !output.contains("short-secret-value"));
+}
+
+#[test]
+fn check_config_accepts_a_good_configuration_and_names_an_unknown_key() {
+    let (ok, stdout, stderr) = run_binary(&["check-config", "--config", &test_config()], &creds());
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains(KEY_SID) && !stdout.contains(API_SECRET),
+        "{stdout}"
+    );
+    let mut env = creds();
+    env.push(("TOKENMINT__POLICY__RULEZ", "x"));
+    let (ok, _, stderr) = run_binary(&["check-config", "--config", &test_config()], &env);
+    assert!(!ok);
+    assert!(stderr.contains("rulez"), "{stderr}");
+}
+
+#[test]
+fn dev_mode_refuses_a_non_loopback_address() {
+    let (ok, _, stderr) = run_binary(
+        &["serve", "--dev"],
+        &[("TOKENMINT__SERVER__LISTEN", "0.0.0.0:0")],
+    );
+    assert!(!ok);
+    assert!(
+        stderr.contains("--dev refuses server.listen = 0.0.0.0:0"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn mint_then_decode_verifies_and_says_when_it_expires() {
+    let (ok, token, stderr) = run_binary(
+        &[
+            "mint",
+            "--config",
+            &test_config(),
+            "--identity",
+            "alice",
+            "--role",
+            "user",
+            "--ttl",
+            "600",
+            "--grants",
+            r#"{"video":{"room":"standup"}}"#,
+        ],
+        &creds(),
+    );
+    assert!(ok, "{stderr}");
+    let token = token.trim();
+    let (_, payload) = verify_token(token, API_SECRET);
+    assert_eq!(payload["grants"]["video"]["room"], "standup");
+
+    let (ok, shown, _) = run_binary(&["decode", token], &[("TWILIO_API_SECRET", API_SECRET)]);
+    assert!(ok);
+    assert!(
+        shown.contains("\"cty\": \"twilio-fpa;v=1\"")
+            && shown.contains("expires ")
+            && (shown.contains("(in 10m)") || shown.contains("(in 9m")),
+        "{shown}"
+    );
+    assert!(shown.contains("signature: valid"));
+
+    let (ok, shown, _) = run_binary(&["decode", token], &[]);
+    assert!(ok && shown.contains("signature: not checked"), "{shown}");
+
+    let (ok, _, stderr) = run_binary(&["decode", token], &[("TWILIO_API_SECRET", "wrong-secret")]);
+    assert!(!ok && stderr.contains("signature: INVALID"), "{stderr}");
+}
+
+#[test]
+fn mint_refuses_what_the_policy_refuses() {
+    let (ok, token, stderr) = run_binary(
+        &[
+            "mint",
+            "--config",
+            &test_config(),
+            "--identity",
+            "alice",
+            "--role",
+            "user",
+            "--ttl",
+            "7200",
+        ],
+        &creds(),
+    );
+    assert!(!ok && token.is_empty());
+    assert!(
+        stderr.contains("refused: ttl 7200 exceeds the cap"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn decode_reports_an_expired_official_token_and_garbage() {
+    let official = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCIsImN0eSI6InR3aWxpby1mcGE7dj0xIn0.eyJqdGkiOiJTS2ZlZGNiYTk4NzY1NDMyMTBmZWRjYmE5ODc2NTQzMjEwLTE3MDAwMDAwMDAiLCJncmFudHMiOnsiaWRlbnRpdHkiOiJhbGljZSIsInZvaWNlIjp7Im91dGdvaW5nIjp7ImFwcGxpY2F0aW9uX3NpZCI6IkFQMTExMTExMTExMTExMTExMTExMTExMTExMTExMTExMTEifX19LCJpYXQiOjE3MDAwMDAwMDAsImV4cCI6MTcwMDAwMzYwMCwiaXNzIjoiU0tmZWRjYmE5ODc2NTQzMjEwZmVkY2JhOTg3NjU0MzIxMCIsInN1YiI6IkFDMDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWYifQ.F5HGSgWe3YjpupugFuho7uxiwipIH8hDeFYXBeN96Sw";
+    let (ok, shown, _) = run_binary(
+        &["decode", official],
+        &[("TWILIO_API_SECRET", "fake-secret-not-a-real-twilio-0k")],
+    );
+    assert!(ok, "{shown}");
+    assert!(
+        shown.contains("EXPIRED 2023-11-14T23:13:20Z") && shown.contains("signature: valid"),
+        "{shown}"
+    );
+    let (ok, _, stderr) = run_binary(&["decode", "garbage"], &[]);
+    assert!(!ok && stderr.contains("not a JWT"), "{stderr}");
+}
+
+#[test]
+fn healthcheck_passes_against_a_running_service_and_fails_without_one() {
+    let env: Vec<(String, String)> = test_env();
+    let running = start_binary("healthcheck", &env);
+    let admin = running.admin_addr.to_string();
+    let (ok, _, stderr) = run_binary(&["healthcheck", "--addr", &admin], &[]);
+    assert!(ok, "{stderr}");
+    running.stop();
+    let (ok, _, stderr) = run_binary(&["healthcheck", "--addr", &admin], &[]);
+    assert!(!ok && stderr.contains("cannot reach"), "{stderr}");
+}

@@ -1,0 +1,336 @@
+//! `spawn_app` and friends: the real application on 127.0.0.1:0, and independent token checks.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use tokenmint::config::Settings;
+use tokenmint::config::env::EnvVars;
+use tokenmint::startup::{Application, Runtime};
+
+pub const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
+pub const KEY_SID: &str = "SKfedcba9876543210fedcba9876543210";
+pub const API_SECRET: &str = "test-api-secret-never-logged-7f3a";
+pub const SESSION_SECRET: &str = "test-session-secret-never-logged-0123456789";
+pub const SESSION_ISSUER: &str = "https://app.test";
+pub const SESSION_AUDIENCE: &str = "tokenmint-test";
+pub const BACKEND_KEY: &str = "tmk_test_backend_0123456789abcdef";
+pub const KIOSK_KEY: &str = "tmk_test_kiosk_0123456789abcdef";
+pub const APP_SID: &str = "AP11111111111111111111111111111111";
+pub const CHAT_SID: &str = "IS33333333333333333333333333333333";
+
+pub fn repo_path(relative: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// The environment the test service runs with.
+pub fn test_env() -> Vec<(String, String)> {
+    [
+        ("TWILIO_ACCOUNT_SID", ACCOUNT_SID),
+        ("TWILIO_API_KEY", KEY_SID),
+        ("TWILIO_API_SECRET", API_SECRET),
+        ("TEST_SESSION_SECRET", SESSION_SECRET),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+pub struct TestApp {
+    pub health: std::sync::Arc<tokenmint::http::Health>,
+    pub addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub client: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&[]).await
+}
+
+/// Spawns the app with `TOKENMINT__…` overrides (or other variables) added to the environment.
+pub async fn spawn_app_with(extra_env: &[(&str, &str)]) -> TestApp {
+    let mut vars = test_env();
+    vars.extend(
+        extra_env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    let env: EnvVars = vars.into_iter().collect();
+    let settings = Settings::load(Some(&repo_path("config/test.toml")), false, &env)
+        .expect("test settings load");
+    let runtime = Runtime::assemble(settings, &env, false).expect("test runtime assembles");
+    let app = Application::build(runtime).await.expect("binds");
+    let (addr, admin_addr, health) = (
+        app.public_addr(),
+        app.admin_addr(),
+        app.state().health.clone(),
+    );
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = rx.await;
+    }));
+    let test_app = TestApp {
+        health,
+        addr,
+        admin_addr,
+        client: reqwest::Client::new(),
+        shutdown: Some(tx),
+        server: Some(server),
+    };
+    test_app.wait_ready().await;
+    test_app
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin_addr)
+    }
+
+    /// Polls /readyz instead of sleeping.
+    pub async fn wait_ready(&self) {
+        for _ in 0..200 {
+            if let Ok(response) = self.client.get(self.admin_url("/readyz")).send().await
+                && response.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the service never became ready");
+    }
+
+    /// POST /v1/tokens with an optional bearer credential and a JSON body (None: empty body).
+    pub async fn post_token(
+        &self,
+        credential: Option<&str>,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut request = self.client.post(self.url("/v1/tokens"));
+        if let Some(credential) = credential {
+            request = request.bearer_auth(credential);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    /// Asks for a token and returns the 200 response body, failing the test otherwise.
+    pub async fn mint_ok(&self, credential: &str, body: Option<Value>) -> Value {
+        let response = self.post_token(Some(credential), body).await;
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert_eq!(status, 200, "{text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// Begins graceful shutdown and waits for the server to finish.
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.take().unwrap().send(());
+        self.server.take().unwrap().await.unwrap().unwrap();
+    }
+}
+
+/// An app-session JWT for `identity`, signed like an app backend would (HS256, test secret).
+pub fn session_token(identity: &str, roles: &[&str]) -> String {
+    let now = now();
+    sign_hs256(
+        &json!({"alg": "HS256", "typ": "JWT"}),
+        &json!({"iss": SESSION_ISSUER, "aud": SESSION_AUDIENCE, "sub": identity, "roles": roles, "iat": now, "exp": now + 300}),
+        SESSION_SECRET,
+    )
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Builds and signs a JWT by hand (so tests can also build malformed ones).
+pub fn sign_hs256(header: &Value, claims: &Value, secret: &str) -> String {
+    let message = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(message.as_bytes());
+    format!(
+        "{message}.{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    )
+}
+
+/// Verifies an HS256 token's signature with a plain HMAC (not the library that minted it) and
+/// returns its decoded header and payload.
+pub fn verify_token(token: &str, secret: &str) -> (Value, Value) {
+    let (message, signature) = token.rsplit_once('.').expect("three parts");
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(message.as_bytes());
+    mac.verify_slice(
+        &URL_SAFE_NO_PAD
+            .decode(signature)
+            .expect("base64url signature"),
+    )
+    .expect("signature verifies");
+    decode_token(token)
+}
+
+pub fn decode_token(token: &str) -> (Value, Value) {
+    let mut parts = token.split('.');
+    let mut part = || -> Value {
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts.next().unwrap()).unwrap()).unwrap()
+    };
+    (part(), part())
+}
+
+/// Asserts a problem+json response with `status` whose detail contains `detail`.
+pub async fn assert_problem(response: reqwest::Response, status: u16, detail: &str) -> Value {
+    assert_eq!(response.status(), status);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let problem: Value = response.json().await.expect("problem body is JSON");
+    assert_eq!(problem["status"], status);
+    assert!(
+        problem["type"]
+            .as_str()
+            .unwrap()
+            .starts_with("urn:tokenmint:problem:")
+    );
+    assert!(problem["title"].is_string());
+    let shown = problem["detail"].as_str().unwrap();
+    assert!(
+        shown.contains(detail),
+        "detail {shown:?} should contain {detail:?}"
+    );
+    problem
+}
+
+/// The `tokenmint` executable, run as a user or container would.
+pub fn binary() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tokenmint"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .stdin(std::process::Stdio::null());
+    command
+}
+
+/// Runs the binary to completion and returns (success, stdout, stderr).
+pub fn run_binary(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let output = binary()
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("binary runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into(),
+        String::from_utf8_lossy(&output.stderr).into(),
+    )
+}
+
+/// A running `tokenmint serve`, its output captured in files.
+pub struct RunningBinary {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub stdout_path: PathBuf,
+    pub stderr_path: PathBuf,
+}
+
+/// Starts `tokenmint serve --config config/test.toml` with `env` (and nothing else) and waits
+/// for its "listening" log line to learn the ports.
+pub fn start_binary(name: &str, env: &[(String, String)]) -> RunningBinary {
+    let dir = std::env::temp_dir().join(format!("tokenmint-test-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (stdout_path, stderr_path) = (dir.join("stdout.log"), dir.join("stderr.log"));
+    let mut child = binary()
+        .args([
+            "serve",
+            "--config",
+            repo_path("config/test.toml").to_str().unwrap(),
+        ])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdout(std::fs::File::create(&stdout_path).unwrap())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .expect("binary starts");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let log = std::fs::read_to_string(&stdout_path).unwrap_or_default();
+        if let Some(line) = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|l| l["message"] == "listening")
+        {
+            let addr = |key: &str| line[key].as_str().unwrap().parse().unwrap();
+            return RunningBinary {
+                addr: addr("public"),
+                admin_addr: addr("admin"),
+                child,
+                stdout_path,
+                stderr_path,
+            };
+        }
+        if std::time::Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "never listened; stderr: {}",
+                std::fs::read_to_string(&stderr_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+impl RunningBinary {
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Sends SIGTERM and waits (bounded) for a clean exit; returns everything it printed.
+    pub fn stop(mut self) -> String {
+        self.signal("TERM");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("did not exit within 15 s of SIGTERM");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        assert!(status.success(), "exit status {status}");
+        std::fs::read_to_string(&self.stdout_path).unwrap()
+            + &std::fs::read_to_string(&self.stderr_path).unwrap()
+    }
+}
+
+impl Drop for RunningBinary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
