@@ -134,9 +134,16 @@ impl TestApp {
         serde_json::from_str(&text).unwrap()
     }
 
+    /// Begins graceful shutdown without waiting for it.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+
     /// Begins graceful shutdown and waits for the server to finish.
     pub async fn stop(mut self) {
-        let _ = self.shutdown.take().unwrap().send(());
+        self.begin_shutdown();
         self.server.take().unwrap().await.unwrap().unwrap();
     }
 }

@@ -173,6 +173,34 @@ async fn every_token_has_its_own_jti() {
 }
 
 #[tokio::test]
+async fn shutdown_finishes_a_request_already_in_flight() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut app = spawn_app().await;
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let head = format!(
+        "POST /v1/tokens HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{{",
+        session_token("alice", &["user"])
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // The request is in flight (headers read, body half sent) when shutdown begins.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    app.begin_shutdown();
+    for _ in 0..500 {
+        if app.health.is_draining() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    assert!(app.health.is_draining());
+    stream.write_all(b"}").await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"token\""));
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn graceful_shutdown_finishes_and_the_port_closes() {
     let app = spawn_app().await;
     let addr = app.addr;
