@@ -19,9 +19,7 @@ fn spec() -> TokenSpec {
         identity: "alice@example.com".into(),
         ttl_secs: 3600,
         grants: Grants {
-            video: Some(VideoGrant {
-                room: Some("standup".into()),
-            }),
+            video: Some(VideoGrant { room: Some("standup".into()) }),
             chat: Some(ChatGrant {
                 service_sid: Some("IS33333333333333333333333333333333".into()),
                 ..ChatGrant::default()
@@ -38,11 +36,7 @@ fn bench_mint(c: &mut Criterion) {
         api_key_sid: "SKfedcba9876543210fedcba9876543210".into(),
         api_secret: SecretString::from(SECRET),
     };
-    let settings = TokenSettings {
-        default_ttl_secs: 3600,
-        region: None,
-        nbf_backdate_secs: None,
-    };
+    let settings = TokenSettings { default_ttl_secs: 3600, region: None, nbf_backdate_secs: None };
     let minter = TokenMinter::new(&credentials, &settings);
     let spec = spec();
 
@@ -56,11 +50,7 @@ fn bench_mint(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("mint");
     group.bench_function("tokenmint mint (build + serialize + sign)", |b| {
-        b.iter(|| {
-            minter
-                .mint(black_box(&spec), black_box(1_700_000_000))
-                .unwrap()
-        })
+        b.iter(|| minter.mint(black_box(&spec), black_box(1_700_000_000)).unwrap())
     });
     group.bench_function("floor: HMAC-SHA256 over the signing input", |b| {
         b.iter(|| {

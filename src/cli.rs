@@ -19,11 +19,7 @@ use crate::startup::{Application, Runtime};
 use crate::token::{TokenMinter, rfc3339, unix_now};
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "tokenmint",
-    version,
-    about = "Mints short-lived Twilio Access Tokens for verified app users"
-)]
+#[command(name = "tokenmint", version, about = "Mints short-lived Twilio Access Tokens for verified app users")]
 pub struct Cli {
     /// A TOML file layered over the built-in defaults.
     #[arg(long, global = true, env = "TOKENMINT_CONFIG")]
@@ -84,13 +80,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.config.as_deref();
     match cli.command.unwrap_or(Command::Serve { dev: false }) {
         Command::Serve { dev } => serve(config, dev).await,
-        Command::Mint {
-            dev,
-            identity,
-            roles,
-            ttl,
-            grants,
-        } => mint(config, dev, identity, roles, ttl, grants.as_deref()),
+        Command::Mint { dev, identity, roles, ttl, grants } => {
+            mint(config, dev, identity, roles, ttl, grants.as_deref())
+        }
         Command::Decode { token, secret_file } => decode(&token, secret_file.as_deref()),
         Command::CheckConfig { dev } => check_config(config, dev),
         Command::Healthcheck { addr } => healthcheck(config, addr).await,
@@ -103,8 +95,7 @@ fn load(config: Option<&Path>, dev: bool) -> anyhow::Result<(Runtime, EnvVars)> 
         crate::dev::prepare_env(&mut env);
     }
     let settings = Settings::load(config, dev, &env).map_err(|e| anyhow!(e))?;
-    let runtime = Runtime::assemble(settings, &env, dev)
-        .map_err(|problems| anyhow!(problems.join("\n  ")))?;
+    let runtime = Runtime::assemble(settings, &env, dev).map_err(|problems| anyhow!(problems.join("\n  ")))?;
     Ok((runtime, env))
 }
 
@@ -113,33 +104,19 @@ async fn serve(config: Option<&Path>, dev: bool) -> anyhow::Result<()> {
     crate::telemetry::init(&runtime.settings.log).map_err(|e| anyhow!(e))?;
     let token_settings = runtime.settings.token.clone();
     let placeholder = runtime.credentials.is_placeholder();
-    let dev_session = dev
-        .then(|| {
-            runtime
-                .authenticator
-                .dev_session_token("dev-user", &["dev"], 24 * 3600)
-        })
-        .flatten();
+    let dev_session = dev.then(|| runtime.authenticator.dev_session_token("dev-user", &["dev"], 24 * 3600)).flatten();
     let app = Application::build(runtime).await?;
     if let Some(session) = dev_session {
-        eprintln!(
-            "{}",
-            crate::dev::banner(app.public_addr(), &session, placeholder)
-        );
+        eprintln!("{}", crate::dev::banner(app.public_addr(), &session, placeholder));
     }
     if placeholder {
-        tracing::warn!(
-            "signing with PLACEHOLDER Twilio credentials: Twilio will reject these tokens"
-        );
+        tracing::warn!("signing with PLACEHOLDER Twilio credentials: Twilio will reject these tokens");
     }
     #[cfg(unix)]
-    crate::startup::reload_credentials_on_sighup(app.state(), token_settings)
-        .context("could not listen for SIGHUP")?;
+    crate::startup::reload_credentials_on_sighup(app.state(), token_settings).context("could not listen for SIGHUP")?;
     #[cfg(not(unix))]
     let _ = token_settings;
-    app.run_until_stopped(crate::startup::shutdown_signal())
-        .await
-        .context("the server failed")?;
+    app.run_until_stopped(crate::startup::shutdown_signal()).await.context("the server failed")?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -159,24 +136,14 @@ fn mint(
         }
         roles.push("dev".into());
     }
-    let grants: Option<RequestedGrants> = grants.map(serde_json::from_str).transpose().context(
-        "--grants is not a valid grants object (e.g. '{\"video\":{\"room\":\"standup\"}}')",
-    )?;
-    let principal = Principal {
-        identity,
-        roles,
-        may_act_as: false,
-        source: PrincipalSource::ApiKey { name: "cli".into() },
-    };
-    let request = TokenRequest {
-        ttl,
-        identity: None,
-        grants,
-    };
-    let decision = runtime
-        .policy
-        .decide(&principal, &request)
-        .map_err(|e| anyhow!("refused: {e}"))?;
+    let grants: Option<RequestedGrants> = grants
+        .map(serde_json::from_str)
+        .transpose()
+        .context("--grants is not a valid grants object (e.g. '{\"video\":{\"room\":\"standup\"}}')")?;
+    let principal =
+        Principal { identity, roles, may_act_as: false, source: PrincipalSource::ApiKey { name: "cli".into() } };
+    let request = TokenRequest { ttl, identity: None, grants };
+    let decision = runtime.policy.decide(&principal, &request).map_err(|e| anyhow!("refused: {e}"))?;
     let minter = TokenMinter::new(&runtime.credentials, &runtime.settings.token);
     let minted = minter.mint(&decision.spec, unix_now())?;
     if runtime.credentials.is_placeholder() {
@@ -206,23 +173,14 @@ fn decode(token: &str, secret_file: Option<&Path>) -> anyhow::Result<()> {
     };
     let header = part("header", header)?;
     let payload = part("payload", payload)?;
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&serde_json::json!({ "header": header, "payload": payload }))?
-    );
+    println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "header": header, "payload": payload }))?);
     if let Some(exp) = payload.get("exp").and_then(serde_json::Value::as_u64) {
         let now = unix_now();
         let when = rfc3339(exp);
         if exp > now {
-            println!(
-                "expires {when} (in {})",
-                humantime::format_duration(Duration::from_secs(exp - now))
-            );
+            println!("expires {when} (in {})", humantime::format_duration(Duration::from_secs(exp - now)));
         } else {
-            println!(
-                "EXPIRED {when} ({} ago)",
-                humantime::format_duration(Duration::from_secs(now - exp))
-            );
+            println!("EXPIRED {when} ({} ago)", humantime::format_duration(Duration::from_secs(now - exp)));
         }
     }
     let secret = match secret_file {
@@ -236,9 +194,7 @@ fn decode(token: &str, secret_file: Option<&Path>) -> anyhow::Result<()> {
         None => EnvVars::from_process().secret(API_SECRET_VAR)?,
     };
     let Some(secret) = secret else {
-        println!(
-            "signature: not checked (set {API_SECRET_VAR} or pass --secret-file to verify it)"
-        );
+        println!("signature: not checked (set {API_SECRET_VAR} or pass --secret-file to verify it)");
         return Ok(());
     };
     let secret: secrecy::SecretString = secret;
@@ -266,87 +222,34 @@ fn check_config(config: Option<&Path>, dev: bool) -> anyhow::Result<()> {
     println!(
         "  api key          {}{}",
         runtime.credentials.api_key_sid,
-        if runtime.credentials.is_placeholder() {
-            " (PLACEHOLDER)"
-        } else {
-            ""
-        }
+        if runtime.credentials.is_placeholder() { " (PLACEHOLDER)" } else { "" }
     );
-    println!(
-        "  region           {}",
-        settings.token.region.as_deref().unwrap_or("(default)")
-    );
-    println!(
-        "  session issuers  {:?}",
-        settings
-            .auth
-            .sessions
-            .iter()
-            .map(|s| &s.issuer)
-            .collect::<Vec<_>>()
-    );
-    println!(
-        "  api keys         {:?}",
-        settings
-            .auth
-            .api_keys
-            .iter()
-            .map(|k| &k.name)
-            .collect::<Vec<_>>()
-    );
-    println!(
-        "  policy rules     {:?}",
-        settings
-            .policy
-            .rules
-            .iter()
-            .map(|r| &r.name)
-            .collect::<Vec<_>>()
-    );
+    println!("  region           {}", settings.token.region.as_deref().unwrap_or("(default)"));
+    println!("  session issuers  {:?}", settings.auth.sessions.iter().map(|s| &s.issuer).collect::<Vec<_>>());
+    println!("  api keys         {:?}", settings.auth.api_keys.iter().map(|k| &k.name).collect::<Vec<_>>());
+    println!("  policy rules     {:?}", settings.policy.rules.iter().map(|r| &r.name).collect::<Vec<_>>());
     Ok(())
 }
 
 async fn healthcheck(config: Option<&Path>, addr: Option<SocketAddr>) -> anyhow::Result<()> {
     let mut addr = match addr {
         Some(addr) => addr,
-        None => {
-            Settings::load(config, false, &EnvVars::from_process())
-                .map_err(|e| anyhow!(e))?
-                .server
-                .admin_listen
-        }
+        None => Settings::load(config, false, &EnvVars::from_process()).map_err(|e| anyhow!(e))?.server.admin_listen,
     };
     if addr.ip().is_unspecified() {
-        addr.set_ip(if addr.is_ipv4() {
-            Ipv4Addr::LOCALHOST.into()
-        } else {
-            Ipv6Addr::LOCALHOST.into()
-        });
+        addr.set_ip(if addr.is_ipv4() { Ipv4Addr::LOCALHOST.into() } else { Ipv6Addr::LOCALHOST.into() });
     }
     let status_line = tokio::time::timeout(Duration::from_secs(3), async {
         let mut stream = tokio::net::TcpStream::connect(addr).await?;
         stream
-            .write_all(
-                format!("GET /livez HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
-                    .as_bytes(),
-            )
+            .write_all(format!("GET /livez HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes())
             .await?;
         let mut response = Vec::new();
         stream.read_to_end(&mut response).await?;
-        Ok::<_, std::io::Error>(
-            String::from_utf8_lossy(&response)
-                .lines()
-                .next()
-                .unwrap_or("")
-                .to_owned(),
-        )
+        Ok::<_, std::io::Error>(String::from_utf8_lossy(&response).lines().next().unwrap_or("").to_owned())
     })
     .await
     .map_err(|_| anyhow!("{addr} did not answer /livez within 3 s"))?
     .with_context(|| format!("cannot reach {addr}"))?;
-    if status_line.split(' ').nth(1) == Some("200") {
-        Ok(())
-    } else {
-        bail!("{addr}/livez answered {status_line:?}")
-    }
+    if status_line.split(' ').nth(1) == Some("200") { Ok(()) } else { bail!("{addr}/livez answered {status_line:?}") }
 }

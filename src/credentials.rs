@@ -60,10 +60,7 @@ impl TwilioCredentials {
                 return Err(CredentialError::AuthTokenInsteadOfApiKey);
             }
             None => {
-                return Err(CredentialError::Missing(
-                    API_KEY_VAR,
-                    "your API key SID (SK followed by 32 hex digits)",
-                ));
+                return Err(CredentialError::Missing(API_KEY_VAR, "your API key SID (SK followed by 32 hex digits)"));
             }
         };
         if SidKind::Account.matches(&api_key_sid) {
@@ -75,30 +72,24 @@ impl TwilioCredentials {
                 format!("an API key SID ({})", SidKind::ApiKey.shape()),
             ));
         }
-        let account_sid = env.value(ACCOUNT_SID_VAR)?.ok_or(CredentialError::Missing(
-            ACCOUNT_SID_VAR,
-            "your Account SID (AC followed by 32 hex digits)",
-        ))?;
+        let account_sid = env
+            .value(ACCOUNT_SID_VAR)?
+            .ok_or(CredentialError::Missing(ACCOUNT_SID_VAR, "your Account SID (AC followed by 32 hex digits)"))?;
         if !SidKind::Account.matches(&account_sid) {
             return Err(CredentialError::Malformed(
                 ACCOUNT_SID_VAR,
                 format!("an Account SID ({})", SidKind::Account.shape()),
             ));
         }
-        let api_secret = env.secret(API_SECRET_VAR)?.ok_or(CredentialError::Missing(
-            API_SECRET_VAR,
-            "the secret shown when the API key was created",
-        ))?;
+        let api_secret = env
+            .secret(API_SECRET_VAR)?
+            .ok_or(CredentialError::Missing(API_SECRET_VAR, "the secret shown when the API key was created"))?;
         if let Ok(Some(auth_token)) = env.secret(AUTH_TOKEN_VAR)
             && auth_token.expose_secret() == api_secret.expose_secret()
         {
             return Err(CredentialError::AuthTokenAsApiSecret);
         }
-        Ok(Self {
-            account_sid,
-            api_key_sid,
-            api_secret,
-        })
+        Ok(Self { account_sid, api_key_sid, api_secret })
     }
 
     /// Clearly fake credentials for `serve --dev`: Twilio rejects tokens signed with them.
@@ -151,21 +142,15 @@ mod tests {
 
     #[test]
     fn refuses_an_account_sid_where_the_api_key_belongs() {
-        let err = TwilioCredentials::from_env(&env(&[
-            (ACCOUNT_SID_VAR, AC),
-            (API_KEY_VAR, AC),
-            (API_SECRET_VAR, "x"),
-        ]))
-        .unwrap_err();
+        let err = TwilioCredentials::from_env(&env(&[(ACCOUNT_SID_VAR, AC), (API_KEY_VAR, AC), (API_SECRET_VAR, "x")]))
+            .unwrap_err();
         assert_eq!(err, CredentialError::AccountSidAsApiKey);
         assert!(err.to_string().contains("revoked"));
     }
 
     #[test]
     fn refuses_an_auth_token_without_an_api_key() {
-        let err =
-            TwilioCredentials::from_env(&env(&[(ACCOUNT_SID_VAR, AC), (AUTH_TOKEN_VAR, "abc")]))
-                .unwrap_err();
+        let err = TwilioCredentials::from_env(&env(&[(ACCOUNT_SID_VAR, AC), (AUTH_TOKEN_VAR, "abc")])).unwrap_err();
         assert_eq!(err, CredentialError::AuthTokenInsteadOfApiKey);
     }
 
@@ -184,17 +169,9 @@ mod tests {
     #[test]
     fn names_the_missing_or_malformed_variable() {
         let missing = TwilioCredentials::from_env(&env(&[(API_KEY_VAR, SK)])).unwrap_err();
-        assert!(
-            missing
-                .to_string()
-                .starts_with("TWILIO_ACCOUNT_SID is not set")
-        );
+        assert!(missing.to_string().starts_with("TWILIO_ACCOUNT_SID is not set"));
         let malformed = TwilioCredentials::from_env(&env(&[(API_KEY_VAR, "SK123")])).unwrap_err();
-        assert!(
-            malformed
-                .to_string()
-                .starts_with("TWILIO_API_KEY is not an API key SID")
-        );
+        assert!(malformed.to_string().starts_with("TWILIO_API_KEY is not an API key SID"));
     }
 
     #[test]

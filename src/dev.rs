@@ -12,8 +12,7 @@ pub const SESSION_SECRET_VAR: &str = "TOKENMINT_DEV_SESSION_SECRET";
 /// A random 256-bit secret, base64url encoded.
 pub fn random_secret() -> String {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes)
-        .expect("the operating system's random number generator is unavailable");
+    getrandom::fill(&mut bytes).expect("the operating system's random number generator is unavailable");
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
@@ -25,11 +24,7 @@ pub fn prepare_env(env: &mut EnvVars) {
 }
 
 /// What `serve --dev` prints on start-up.
-pub fn banner(
-    public: std::net::SocketAddr,
-    session: &str,
-    placeholder_credentials: bool,
-) -> String {
+pub fn banner(public: std::net::SocketAddr, session: &str, placeholder_credentials: bool) -> String {
     let warning = if placeholder_credentials {
         "\n  !! TWILIO_ACCOUNT_SID / TWILIO_API_KEY / TWILIO_API_SECRET are not set: tokens are signed with\n  !! PLACEHOLDER credentials and Twilio WILL REJECT THEM. Set the three variables to use real ones.\n"
     } else {

@@ -127,15 +127,9 @@ impl IntoResponse for ApiError {
             detail: self.detail(),
         };
         let body = serde_json::to_vec(&problem).expect("a problem document always serializes");
-        let mut response = (
-            status,
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/problem+json"),
-            )],
-            body,
-        )
-            .into_response();
+        let mut response =
+            (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"))], body)
+                .into_response();
         let headers = response.headers_mut();
         match &self {
             Self::Unauthorized(e) => {
@@ -146,16 +140,10 @@ impl IntoResponse for ApiError {
                         e.public_detail()
                     ),
                 };
-                headers.insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_str(&challenge).expect("ASCII challenge"),
-                );
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_str(&challenge).expect("ASCII challenge"));
             }
             Self::Unavailable(_) => {
-                headers.insert(
-                    header::RETRY_AFTER,
-                    HeaderValue::from_static(RETRY_AFTER_SECS),
-                );
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
             }
             _ => {}
         }

@@ -29,9 +29,7 @@ impl SidKind {
 
     /// Whether `value` is a SID of this kind.
     pub fn matches(self, value: &str) -> bool {
-        value.len() == 34
-            && value.starts_with(self.prefix())
-            && value[2..].bytes().all(|b| b.is_ascii_hexdigit())
+        value.len() == 34 && value.starts_with(self.prefix()) && value[2..].bytes().all(|b| b.is_ascii_hexdigit())
     }
 
     /// What a SID of this kind looks like, for error messages.

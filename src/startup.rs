@@ -30,15 +30,12 @@ impl Runtime {
     pub fn assemble(settings: Settings, env: &EnvVars, dev: bool) -> Result<Self, Vec<String>> {
         let mut problems = settings.token.problems();
         if settings.server.body_limit_bytes == 0 || settings.server.request_timeout_ms == 0 {
-            problems.push(
-                "server.body_limit_bytes and server.request_timeout_ms must be above 0".into(),
-            );
+            problems.push("server.body_limit_bytes and server.request_timeout_ms must be above 0".into());
         }
         if dev {
-            for (key, addr) in [
-                ("server.listen", settings.server.listen),
-                ("server.admin_listen", settings.server.admin_listen),
-            ] {
+            for (key, addr) in
+                [("server.listen", settings.server.listen), ("server.admin_listen", settings.server.admin_listen)]
+            {
                 if !addr.ip().is_loopback() {
                     problems.push(format!(
                         "--dev refuses {key} = {addr}: dev mode uses placeholder secrets, so it listens on loopback only (e.g. 127.0.0.1:8080)"
@@ -47,28 +44,18 @@ impl Runtime {
             }
         }
         let credentials = if dev && !env.is_set(API_KEY_VAR) && !env.is_set(ACCOUNT_SID_VAR) {
-            Some(TwilioCredentials::placeholder(
-                crate::dev::random_secret().into(),
-            ))
+            Some(TwilioCredentials::placeholder(crate::dev::random_secret().into()))
         } else {
-            TwilioCredentials::from_env(env)
-                .map_err(|e| problems.push(e.to_string()))
-                .ok()
+            TwilioCredentials::from_env(env).map_err(|e| problems.push(e.to_string())).ok()
         };
-        let authenticator = Authenticator::from_settings(&settings.auth, env)
-            .map_err(|mut p| problems.append(&mut p))
-            .ok();
+        let authenticator =
+            Authenticator::from_settings(&settings.auth, env).map_err(|mut p| problems.append(&mut p)).ok();
         let policy = Policy::from_settings(&settings.policy, settings.token.default_ttl_secs)
             .map_err(|mut p| problems.append(&mut p))
             .ok();
         match (credentials, authenticator, policy) {
             (Some(credentials), Some(authenticator), Some(policy)) if problems.is_empty() => {
-                Ok(Self {
-                    settings,
-                    credentials,
-                    authenticator,
-                    policy,
-                })
+                Ok(Self { settings, credentials, authenticator, policy })
             }
             _ => Err(problems),
         }
@@ -86,42 +73,25 @@ pub struct Application {
 impl Application {
     /// Binds both listeners (port 0 picks a free port, as tests do).
     pub async fn build(runtime: Runtime) -> std::io::Result<Self> {
-        let Runtime {
-            settings,
-            credentials,
-            authenticator,
-            policy,
-        } = runtime;
+        let Runtime { settings, credentials, authenticator, policy } = runtime;
         let public = bind("server.listen", settings.server.listen).await?;
         let admin = bind("server.admin_listen", settings.server.admin_listen).await?;
         let state = AppState {
             authenticator: Arc::new(authenticator),
             policy: Arc::new(policy),
-            minter: Arc::new(SharedMinter::new(TokenMinter::new(
-                &credentials,
-                &settings.token,
-            ))),
+            minter: Arc::new(SharedMinter::new(TokenMinter::new(&credentials, &settings.token))),
             health: Arc::new(Health::default()),
             body_limit_bytes: settings.server.body_limit_bytes,
         };
-        Ok(Self {
-            public,
-            admin,
-            state,
-            settings,
-        })
+        Ok(Self { public, admin, state, settings })
     }
 
     pub fn public_addr(&self) -> SocketAddr {
-        self.public
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.public.local_addr().expect("a bound listener has an address")
     }
 
     pub fn admin_addr(&self) -> SocketAddr {
-        self.admin
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.admin.local_addr().expect("a bound listener has an address")
     }
 
     pub fn state(&self) -> &AppState {
@@ -130,10 +100,7 @@ impl Application {
 
     /// Serves until `shutdown` completes; then readiness fails at once, new connections are
     /// refused, and in-flight requests finish (each bounded by the request timeout).
-    pub async fn run_until_stopped(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let health = self.state.health.clone();
         tokio::spawn(async move {
@@ -151,14 +118,12 @@ impl Application {
         tracing::info!(public = %self.public_addr(), admin = %self.admin_addr(), key_sid = %self.state.minter.current().key_sid(), "listening");
         let public = axum::serve(
             self.public,
-            api_router(self.state.clone(), &self.settings.server)
-                .into_make_service_with_connect_info::<SocketAddr>(),
+            api_router(self.state.clone(), &self.settings.server).into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(stopped());
         let admin = axum::serve(
             self.admin,
-            admin_router(self.state.clone(), &self.settings.server)
-                .into_make_service_with_connect_info::<SocketAddr>(),
+            admin_router(self.state.clone(), &self.settings.server).into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(stopped());
         let (public, admin) = tokio::join!(public, admin);

@@ -13,16 +13,9 @@ pub fn init(log: &LogSettings) -> Result<(), String> {
         _ => EnvFilter::try_new(&log.filter)
             .map_err(|e| format!("log.filter is not a valid filter ({e}): use e.g. \"info\""))?,
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stdout);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
     let installed = match log.format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init(),
         LogFormat::Pretty => builder.compact().try_init(),
     };
     installed.map_err(|e| format!("logging could not start: {e}"))

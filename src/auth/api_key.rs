@@ -46,10 +46,7 @@ impl ApiKeyStore {
                 problems.push(format!("auth.api_keys[{index}]: name is empty"));
             }
             if settings[..index].iter().any(|other| other.name == key.name) {
-                problems.push(format!(
-                    "auth.api_keys[{index}]: the name {:?} is used twice",
-                    key.name
-                ));
+                problems.push(format!("auth.api_keys[{index}]: the name {:?} is used twice", key.name));
             }
             match parse_sha256(&key.sha256) {
                 Some(hash) => keys.push(StoredKey {
@@ -64,11 +61,7 @@ impl ApiKeyStore {
                 )),
             }
         }
-        if problems.is_empty() {
-            Ok(Self { keys })
-        } else {
-            Err(problems)
-        }
+        if problems.is_empty() { Ok(Self { keys }) } else { Err(problems) }
     }
 
     /// Finds the key whose hash matches. Every stored hash is compared, so the time taken does
@@ -86,9 +79,7 @@ impl ApiKeyStore {
             identity: key.name.clone(),
             roles: key.roles.clone(),
             may_act_as: key.act_as,
-            source: PrincipalSource::ApiKey {
-                name: key.name.clone(),
-            },
+            source: PrincipalSource::ApiKey { name: key.name.clone() },
         })
     }
 }
@@ -109,38 +100,22 @@ mod tests {
     use super::*;
 
     fn settings(key: &str) -> ApiKeySettings {
-        let hash: String = Sha256::digest(key.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        ApiKeySettings {
-            name: "billing".into(),
-            sha256: hash,
-            roles: vec!["backend".into()],
-            act_as: true,
-        }
+        let hash: String = Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        ApiKeySettings { name: "billing".into(), sha256: hash, roles: vec!["backend".into()], act_as: true }
     }
 
     #[test]
     fn matches_the_key_whose_hash_is_stored() {
         let store = ApiKeyStore::new(&[settings("tmk_live_abc")]).unwrap();
         let principal = store.verify("tmk_live_abc").unwrap();
-        assert_eq!(
-            principal.source,
-            PrincipalSource::ApiKey {
-                name: "billing".into()
-            }
-        );
+        assert_eq!(principal.source, PrincipalSource::ApiKey { name: "billing".into() });
         assert!(principal.may_act_as);
         assert_eq!(store.verify("tmk_live_abd"), Err(AuthError::UnknownApiKey));
     }
 
     #[test]
     fn refuses_hashes_that_are_not_sha256_hex() {
-        let bad = ApiKeySettings {
-            sha256: "xyz".into(),
-            ..settings("k")
-        };
+        let bad = ApiKeySettings { sha256: "xyz".into(), ..settings("k") };
         assert!(ApiKeyStore::new(&[bad]).is_err());
     }
 }

@@ -113,9 +113,7 @@ impl AuthError {
             Self::Missing => "send a credential as 'Authorization: Bearer <credential>'",
             Self::NotBearer => "the Authorization header must use the Bearer scheme",
             Self::Expired => "the credential has expired; sign in again",
-            Self::NotYetValid => {
-                "the credential is not valid yet; check the clock of the system that issued it"
-            }
+            Self::NotYetValid => "the credential is not valid yet; check the clock of the system that issued it",
             _ => "the credential is not valid",
         }
     }
@@ -144,18 +142,10 @@ impl Authenticator {
         for (index, issuer) in settings.sessions.iter().enumerate() {
             match SessionVerifier::new(issuer, env) {
                 Ok(verifier) => sessions.push(verifier),
-                Err(found) => {
-                    problems.extend(found.iter().map(|p| format!("auth.sessions[{index}]: {p}")))
-                }
+                Err(found) => problems.extend(found.iter().map(|p| format!("auth.sessions[{index}]: {p}"))),
             }
-            if settings.sessions[..index]
-                .iter()
-                .any(|other| other.issuer == issuer.issuer)
-            {
-                problems.push(format!(
-                    "auth.sessions[{index}]: issuer {:?} is configured twice",
-                    issuer.issuer
-                ));
+            if settings.sessions[..index].iter().any(|other| other.issuer == issuer.issuer) {
+                problems.push(format!("auth.sessions[{index}]: issuer {:?} is configured twice", issuer.issuer));
             }
         }
         let api_keys = ApiKeyStore::new(&settings.api_keys).unwrap_or_else(|mut found| {
@@ -168,11 +158,7 @@ impl Authenticator {
                     .to_owned(),
             );
         }
-        if problems.is_empty() {
-            Ok(Self { sessions, api_keys })
-        } else {
-            Err(problems)
-        }
+        if problems.is_empty() { Ok(Self { sessions, api_keys }) } else { Err(problems) }
     }
 
     /// Verifies a bearer credential.
@@ -182,11 +168,7 @@ impl Authenticator {
         }
         if credential.bytes().filter(|&b| b == b'.').count() == 2 {
             let issuer = session::unverified_issuer(credential)?;
-            let verifier = self
-                .sessions
-                .iter()
-                .find(|v| v.issuer() == issuer)
-                .ok_or(AuthError::UnknownIssuer)?;
+            let verifier = self.sessions.iter().find(|v| v.issuer() == issuer).ok_or(AuthError::UnknownIssuer)?;
             return verifier.verify(credential);
         }
         self.api_keys.verify(credential)
@@ -194,15 +176,8 @@ impl Authenticator {
 
     /// Signs an app-session token with the first configured issuer's secret, for `serve --dev`
     /// and for tests. `None` when no session issuer is configured.
-    pub fn dev_session_token(
-        &self,
-        identity: &str,
-        roles: &[&str],
-        ttl_secs: u64,
-    ) -> Option<String> {
-        self.sessions
-            .first()
-            .map(|v| v.sign(identity, roles, ttl_secs))
+    pub fn dev_session_token(&self, identity: &str, roles: &[&str], ttl_secs: u64) -> Option<String> {
+        self.sessions.first().map(|v| v.sign(identity, roles, ttl_secs))
     }
 }
 
@@ -224,14 +199,8 @@ mod tests {
     fn bearer_scheme_is_case_insensitive_and_required() {
         assert_eq!(bearer_credential(Some("Bearer abc")), Ok("abc"));
         assert_eq!(bearer_credential(Some("bearer abc")), Ok("abc"));
-        assert_eq!(
-            bearer_credential(Some("Basic abc")),
-            Err(AuthError::NotBearer)
-        );
-        assert_eq!(
-            bearer_credential(Some("Bearerabc")),
-            Err(AuthError::NotBearer)
-        );
+        assert_eq!(bearer_credential(Some("Basic abc")), Err(AuthError::NotBearer));
+        assert_eq!(bearer_credential(Some("Bearerabc")), Err(AuthError::NotBearer));
         assert_eq!(bearer_credential(None), Err(AuthError::Missing));
     }
 }

@@ -69,9 +69,7 @@ impl SessionVerifier {
     pub fn new(settings: &SessionIssuerSettings, env: &EnvVars) -> Result<Self, Vec<String>> {
         let mut problems = Vec::new();
         if settings.issuer.is_empty() {
-            problems.push(
-                "issuer is empty: set it to the iss your app's session tokens carry".to_owned(),
-            );
+            problems.push("issuer is empty: set it to the iss your app's session tokens carry".to_owned());
         }
         if settings.audiences.is_empty() || settings.audiences.iter().any(String::is_empty) {
             problems.push("audiences must list at least one non-empty aud value".to_owned());
@@ -123,46 +121,36 @@ impl SessionVerifier {
     }
 
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        let claims =
-            jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding_key, &self.validation)
-                .map_err(|e| match e.into_kind() {
-                    ErrorKind::ExpiredSignature => AuthError::Expired,
-                    ErrorKind::ImmatureSignature => AuthError::NotYetValid,
-                    ErrorKind::InvalidSignature => AuthError::BadSignature,
-                    ErrorKind::InvalidAudience => AuthError::WrongAudience,
-                    ErrorKind::InvalidIssuer => AuthError::UnknownIssuer,
-                    ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
-                        AuthError::DisallowedAlgorithm
-                    }
-                    ErrorKind::MissingRequiredClaim(claim) => AuthError::MissingClaim(claim),
-                    _ => AuthError::Malformed,
-                })?
-                .claims;
+        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding_key, &self.validation)
+            .map_err(|e| match e.into_kind() {
+                ErrorKind::ExpiredSignature => AuthError::Expired,
+                ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+                ErrorKind::InvalidSignature => AuthError::BadSignature,
+                ErrorKind::InvalidAudience => AuthError::WrongAudience,
+                ErrorKind::InvalidIssuer => AuthError::UnknownIssuer,
+                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => AuthError::DisallowedAlgorithm,
+                ErrorKind::MissingRequiredClaim(claim) => AuthError::MissingClaim(claim),
+                _ => AuthError::Malformed,
+            })?
+            .claims;
         let identity = match claims.get(&self.settings.identity_claim) {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
             Some(Value::Number(n)) => n.to_string(),
             Some(_) => return Err(AuthError::BadIdentityClaim),
             None => {
-                return Err(AuthError::MissingClaim(
-                    self.settings.identity_claim.clone(),
-                ));
+                return Err(AuthError::MissingClaim(self.settings.identity_claim.clone()));
             }
         };
         let roles = match claims.get(&self.settings.roles_claim) {
             Some(Value::String(role)) => vec![role.clone()],
-            Some(Value::Array(roles)) => roles
-                .iter()
-                .filter_map(|r| r.as_str().map(str::to_owned))
-                .collect(),
+            Some(Value::Array(roles)) => roles.iter().filter_map(|r| r.as_str().map(str::to_owned)).collect(),
             _ => self.settings.default_roles.clone(),
         };
         Ok(Principal {
             identity,
             roles,
             may_act_as: false,
-            source: PrincipalSource::Session {
-                issuer: self.settings.issuer.clone(),
-            },
+            source: PrincipalSource::Session { issuer: self.settings.issuer.clone() },
         })
     }
 
@@ -208,19 +196,13 @@ mod tests {
             default_roles: vec!["user".into()],
             leeway_secs: 0,
         };
-        SessionVerifier::new(
-            &settings,
-            &[("SESSION_SECRET", SECRET)].into_iter().collect(),
-        )
-        .unwrap()
+        SessionVerifier::new(&settings, &[("SESSION_SECRET", SECRET)].into_iter().collect()).unwrap()
     }
 
     #[test]
     fn accepts_its_own_tokens_and_reads_identity_and_roles() {
         let verifier = verifier();
-        let principal = verifier
-            .verify(&verifier.sign("alice", &["admin", "user"], 60))
-            .unwrap();
+        let principal = verifier.verify(&verifier.sign("alice", &["admin", "user"], 60)).unwrap();
         assert_eq!(principal.identity, "alice");
         assert_eq!(principal.roles, ["admin", "user"]);
         assert!(!principal.may_act_as);
@@ -230,14 +212,8 @@ mod tests {
     fn refuses_short_or_missing_secrets() {
         let settings = verifier().settings;
         let short: EnvVars = [("SESSION_SECRET", "short")].into_iter().collect();
-        assert!(
-            SessionVerifier::new(&settings, &short).unwrap_err()[0]
-                .contains("shorter than 32 bytes")
-        );
-        assert!(
-            SessionVerifier::new(&settings, &EnvVars::default()).unwrap_err()[0]
-                .contains("is not set")
-        );
+        assert!(SessionVerifier::new(&settings, &short).unwrap_err()[0].contains("shorter than 32 bytes"));
+        assert!(SessionVerifier::new(&settings, &EnvVars::default()).unwrap_err()[0].contains("is not set"));
     }
 
     #[test]

@@ -22,11 +22,7 @@ pub enum EnvError {
     #[error(
         "{name}_FILE names {path:?}, which cannot be read ({reason}): point it at a readable file that holds the value"
     )]
-    Unreadable {
-        name: String,
-        path: PathBuf,
-        reason: String,
-    },
+    Unreadable { name: String, path: PathBuf, reason: String },
     #[error("{name} is empty: give it a value, or unset it")]
     Empty { name: String },
 }
@@ -34,11 +30,7 @@ pub enum EnvError {
 impl EnvVars {
     /// Takes a snapshot of the process environment (variables that are not UTF-8 are skipped).
     pub fn from_process() -> Self {
-        Self(
-            std::env::vars_os()
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-                .collect(),
-        )
+        Self(std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect())
     }
 
     /// The map itself, for the config crate's environment layer.
@@ -48,10 +40,7 @@ impl EnvVars {
 
     /// A plain variable; an empty value counts as unset.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
+        self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
     }
 
     /// Whether `NAME` or `NAME_FILE` is set.
@@ -95,20 +84,14 @@ impl EnvVars {
 
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for EnvVars {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        Self(
-            iter.into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        )
+        Self(iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
     }
 }
 
 /// Values are left out: the environment holds secrets.
 impl std::fmt::Debug for EnvVars {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EnvVars")
-            .field("variables", &self.0.len())
-            .finish_non_exhaustive()
+        f.debug_struct("EnvVars").field("variables", &self.0.len()).finish_non_exhaustive()
     }
 }
 
@@ -123,46 +106,26 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("secret");
         std::fs::write(&path, "from-file\n").unwrap();
-        let env: EnvVars = [("A", "plain"), ("B_FILE", path.to_str().unwrap())]
-            .into_iter()
-            .collect();
+        let env: EnvVars = [("A", "plain"), ("B_FILE", path.to_str().unwrap())].into_iter().collect();
         assert_eq!(env.secret("A").unwrap().unwrap().expose_secret(), "plain");
-        assert_eq!(
-            env.secret("B").unwrap().unwrap().expose_secret(),
-            "from-file"
-        );
+        assert_eq!(env.secret("B").unwrap().unwrap().expose_secret(), "from-file");
         assert!(env.secret("C").unwrap().is_none());
     }
 
     #[test]
     fn refuses_both_forms_unreadable_files_and_empty_files() {
-        let env: EnvVars = [
-            ("A", "x"),
-            ("A_FILE", "/nonexistent"),
-            ("B_FILE", "/nonexistent/x"),
-            ("C_FILE", "/dev/null"),
-        ]
-        .into_iter()
-        .collect();
-        assert_eq!(
-            env.secret("A").unwrap_err(),
-            EnvError::Both { name: "A".into() }
-        );
-        assert!(matches!(
-            env.secret("B").unwrap_err(),
-            EnvError::Unreadable { .. }
-        ));
-        assert_eq!(
-            env.secret("C").unwrap_err(),
-            EnvError::Empty { name: "C".into() }
-        );
+        let env: EnvVars =
+            [("A", "x"), ("A_FILE", "/nonexistent"), ("B_FILE", "/nonexistent/x"), ("C_FILE", "/dev/null")]
+                .into_iter()
+                .collect();
+        assert_eq!(env.secret("A").unwrap_err(), EnvError::Both { name: "A".into() });
+        assert!(matches!(env.secret("B").unwrap_err(), EnvError::Unreadable { .. }));
+        assert_eq!(env.secret("C").unwrap_err(), EnvError::Empty { name: "C".into() });
     }
 
     #[test]
     fn debug_output_shows_no_values() {
-        let env: EnvVars = [("TWILIO_API_SECRET", "hunter2-very-secret")]
-            .into_iter()
-            .collect();
+        let env: EnvVars = [("TWILIO_API_SECRET", "hunter2-very-secret")].into_iter().collect();
         assert!(!format!("{env:?}").contains("hunter2"));
     }
 }

@@ -73,13 +73,10 @@ pub enum LogFormat {
 impl Settings {
     /// Loads the layers. `env` supplies the `TOKENMINT__…` overrides.
     pub fn load(file: Option<&Path>, dev: bool, env: &EnvVars) -> Result<Self, String> {
-        let mut builder = config::Config::builder().add_source(config::File::from_str(
-            DEFAULT_TOML,
-            config::FileFormat::Toml,
-        ));
+        let mut builder =
+            config::Config::builder().add_source(config::File::from_str(DEFAULT_TOML, config::FileFormat::Toml));
         if dev {
-            builder =
-                builder.add_source(config::File::from_str(DEV_TOML, config::FileFormat::Toml));
+            builder = builder.add_source(config::File::from_str(DEV_TOML, config::FileFormat::Toml));
         }
         if let Some(path) = file {
             if !path.is_file() {
@@ -108,12 +105,8 @@ mod tests {
 
     #[test]
     fn defaults_load_and_environment_overrides_them() {
-        let env: EnvVars = [
-            ("TOKENMINT__SERVER__LISTEN", "0.0.0.0:9999"),
-            ("TOKENMINT_CONFIG", "ignored"),
-        ]
-        .into_iter()
-        .collect();
+        let env: EnvVars =
+            [("TOKENMINT__SERVER__LISTEN", "0.0.0.0:9999"), ("TOKENMINT_CONFIG", "ignored")].into_iter().collect();
         let settings = Settings::load(None, false, &env).unwrap();
         assert_eq!(settings.server.listen.port(), 9999);
         assert_eq!(settings.server.body_limit_bytes, 16 * 1024);
@@ -122,21 +115,14 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_errors() {
-        let env: EnvVars = [("TOKENMINT__SERVER__LISTN", "0.0.0.0:9999")]
-            .into_iter()
-            .collect();
+        let env: EnvVars = [("TOKENMINT__SERVER__LISTN", "0.0.0.0:9999")].into_iter().collect();
         let err = Settings::load(None, false, &env).unwrap_err();
         assert!(err.contains("listn"), "{err}");
     }
 
     #[test]
     fn a_missing_file_is_named() {
-        let err = Settings::load(
-            Some(Path::new("/nonexistent.toml")),
-            false,
-            &EnvVars::default(),
-        )
-        .unwrap_err();
+        let err = Settings::load(Some(Path::new("/nonexistent.toml")), false, &EnvVars::default()).unwrap_err();
         assert!(err.contains("/nonexistent.toml"));
     }
 }

@@ -55,28 +55,21 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for JsonBody<T> {
             .and_then(|value| value.split(';').next())
             .map(|essence| {
                 let essence = essence.trim().to_ascii_lowercase();
-                essence == "application/json"
-                    || (essence.starts_with("application/") && essence.ends_with("+json"))
+                essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
             });
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge {
-                        limit: state.body_limit_bytes,
-                    }
-                } else {
-                    ApiError::BadRequest("the request body could not be read".into())
-                }
-            })?;
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge { limit: state.body_limit_bytes }
+            } else {
+                ApiError::BadRequest("the request body could not be read".into())
+            }
+        })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(T::default()));
         }
         if is_json != Some(true) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        serde_json::from_slice(&bytes)
-            .map(Self)
-            .map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+        serde_json::from_slice(&bytes).map(Self).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
     }
 }

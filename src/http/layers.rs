@@ -21,51 +21,31 @@ use crate::config::ServerSettings;
 use crate::error::ApiError;
 
 pub fn apply(router: Router, server: &ServerSettings) -> Router {
-    router
-        .layer(DefaultBodyLimit::max(server.body_limit_bytes))
-        .layer(
-            ServiceBuilder::new()
-                // Before tracing, so no credential ever reaches a log line.
-                .layer(SetSensitiveRequestHeadersLayer::new([
-                    AUTHORIZATION,
-                    PROXY_AUTHORIZATION,
-                    COOKIE,
-                ]))
-                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-                .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(request_span)
-                        .on_request(())
-                        .on_failure(())
-                        .on_response(
-                            DefaultOnResponse::new()
-                                .level(Level::INFO)
-                                .latency_unit(LatencyUnit::Micros),
-                        ),
-                )
-                .layer(PropagateRequestIdLayer::x_request_id())
-                .layer(CatchPanicLayer::custom(panic_response))
-                // Tokens must never sit in a cache; nothing else here is worth caching either.
-                .layer(SetResponseHeaderLayer::if_not_present(
-                    CACHE_CONTROL,
-                    HeaderValue::from_static("no-store"),
-                ))
-                .layer(HandleErrorLayer::new(timeout_response))
-                .timeout(server.request_timeout()),
-        )
+    router.layer(DefaultBodyLimit::max(server.body_limit_bytes)).layer(
+        ServiceBuilder::new()
+            // Before tracing, so no credential ever reaches a log line.
+            .layer(SetSensitiveRequestHeadersLayer::new([AUTHORIZATION, PROXY_AUTHORIZATION, COOKIE]))
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(request_span)
+                    .on_request(())
+                    .on_failure(())
+                    .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Micros)),
+            )
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(CatchPanicLayer::custom(panic_response))
+            // Tokens must never sit in a cache; nothing else here is worth caching either.
+            .layer(SetResponseHeaderLayer::if_not_present(CACHE_CONTROL, HeaderValue::from_static("no-store")))
+            .layer(HandleErrorLayer::new(timeout_response))
+            .timeout(server.request_timeout()),
+    )
 }
 
 /// One span per request; `identity` is filled in once the caller is authenticated.
 fn request_span(request: &Request<Body>) -> Span {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str);
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
+    let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
     tracing::info_span!(
         "request",
         method = %request.method(),

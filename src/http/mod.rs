@@ -43,9 +43,7 @@ pub fn admin_router(state: AppState, server: &ServerSettings) -> Router {
 }
 
 fn probe_routes() -> Router<AppState> {
-    Router::new()
-        .route("/livez", get(routes::health::livez))
-        .route("/readyz", get(routes::health::readyz))
+    Router::new().route("/livez", get(routes::health::livez)).route("/readyz", get(routes::health::readyz))
 }
 
 /// 404 and 405 as problem documents, like every other failure.

@@ -11,16 +11,15 @@ mod rooms;
 use serde::{Deserialize, Serialize};
 
 pub use request::{
-    ChatRequest, OutgoingRequest, RequestedGrants, SyncRequest, TaskRouterRequest, TokenRequest,
-    VideoRequest, VoiceRequest,
+    ChatRequest, OutgoingRequest, RequestedGrants, SyncRequest, TaskRouterRequest, TokenRequest, VideoRequest,
+    VoiceRequest,
 };
 pub use rooms::RoomPattern;
 
 use crate::auth::Principal;
 use crate::sid::SidKind;
 use crate::token::{
-    self, ChatGrant, Grants, MAX_TTL_SECS, SyncGrant, TaskRouterGrant, TokenSpec, VideoGrant,
-    VoiceGrant,
+    self, ChatGrant, Grants, MAX_TTL_SECS, SyncGrant, TaskRouterGrant, TokenSpec, VideoGrant, VoiceGrant,
 };
 
 /// Longest room name Twilio Video accepts.
@@ -174,16 +173,11 @@ struct VoicePolicy {
 
 impl Policy {
     /// Validates the rules; every problem is reported at once.
-    pub fn from_settings(
-        settings: &PolicySettings,
-        default_ttl_secs: u32,
-    ) -> Result<Self, Vec<String>> {
+    pub fn from_settings(settings: &PolicySettings, default_ttl_secs: u32) -> Result<Self, Vec<String>> {
         let mut problems = Vec::new();
         if settings.rules.is_empty() {
-            problems.push(
-                "policy: no rules, so no token could ever be minted: add a [[policy.rules]] entry"
-                    .to_owned(),
-            );
+            problems
+                .push("policy: no rules, so no token could ever be minted: add a [[policy.rules]] entry".to_owned());
         }
         let rules = settings
             .rules
@@ -191,31 +185,17 @@ impl Policy {
             .enumerate()
             .filter_map(|(index, rule)| {
                 let at = format!("policy.rules[{index}] ({})", rule.name);
-                if settings.rules[..index]
-                    .iter()
-                    .any(|other| other.name == rule.name)
-                {
+                if settings.rules[..index].iter().any(|other| other.name == rule.name) {
                     problems.push(format!("{at}: the name is used twice"));
                 }
                 Rule::from_settings(rule, &at, &mut problems)
             })
             .collect();
-        if problems.is_empty() {
-            Ok(Self {
-                rules,
-                default_ttl_secs,
-            })
-        } else {
-            Err(problems)
-        }
+        if problems.is_empty() { Ok(Self { rules, default_ttl_secs }) } else { Err(problems) }
     }
 
     /// Decides what `principal` may receive for `request`.
-    pub fn decide(
-        &self,
-        principal: &Principal,
-        request: &TokenRequest,
-    ) -> Result<Decision, PolicyError> {
+    pub fn decide(&self, principal: &Principal, request: &TokenRequest) -> Result<Decision, PolicyError> {
         check_request_shape(request)?;
         let identity_from_request = match &request.identity {
             Some(identity) if identity != &principal.identity => {
@@ -229,11 +209,8 @@ impl Policy {
             _ => false,
         };
         let identity = request.identity.as_deref().unwrap_or(&principal.identity);
-        let mut candidates = self
-            .rules
-            .iter()
-            .filter(|rule| rule.roles.iter().any(|r| principal.roles.contains(r)))
-            .peekable();
+        let mut candidates =
+            self.rules.iter().filter(|rule| rule.roles.iter().any(|r| principal.roles.contains(r))).peekable();
         if candidates.peek().is_none() {
             return Err(PolicyError::Forbidden(format!(
                 "no policy rule grants tokens to the roles {:?}",
@@ -252,10 +229,7 @@ impl Policy {
                             PolicyError::Forbidden(message)
                         });
                     }
-                    return Ok(Decision {
-                        spec,
-                        rule: rule.name.clone(),
-                    });
+                    return Ok(Decision { spec, rule: rule.name.clone() });
                 }
                 Err(refusal) => {
                     first_refusal.get_or_insert(refusal);
@@ -267,11 +241,7 @@ impl Policy {
 }
 
 impl Rule {
-    fn from_settings(
-        settings: &RuleSettings,
-        at: &str,
-        problems: &mut Vec<String>,
-    ) -> Option<Self> {
+    fn from_settings(settings: &RuleSettings, at: &str, problems: &mut Vec<String>) -> Option<Self> {
         let before = problems.len();
         let mut pin = |field: &str, value: &Option<String>, kind: Option<SidKind>| -> Option<Pin> {
             match value.as_deref() {
@@ -279,10 +249,7 @@ impl Rule {
                 Some("*") => Some(Pin::Any),
                 Some(v) => {
                     if let Some(kind) = kind.filter(|k| !k.matches(v)) {
-                        problems.push(format!(
-                            "{at}: {field} must be \"*\" or {}, not {v:?}",
-                            kind.shape()
-                        ));
+                        problems.push(format!("{at}: {field} must be \"*\" or {}, not {v:?}", kind.shape()));
                     } else if v.is_empty() {
                         problems.push(format!("{at}: {field} is empty"));
                     }
@@ -292,55 +259,30 @@ impl Rule {
         };
         let voice = settings.voice.as_ref().map(|v| VoicePolicy {
             incoming: v.incoming,
-            application: pin(
-                "voice.application_sid",
-                &v.application_sid,
-                Some(SidKind::Application),
-            ),
+            application: pin("voice.application_sid", &v.application_sid, Some(SidKind::Application)),
             outgoing_params: v.outgoing_params,
-            push_credential: pin(
-                "voice.push_credential_sid",
-                &v.push_credential_sid,
-                Some(SidKind::PushCredential),
-            ),
+            push_credential: pin("voice.push_credential_sid", &v.push_credential_sid, Some(SidKind::PushCredential)),
         });
         let chat = settings.chat.as_ref().map(|c| {
             [
                 pin("chat.service_sid", &c.service_sid, Some(SidKind::Service)),
-                pin(
-                    "chat.push_credential_sid",
-                    &c.push_credential_sid,
-                    Some(SidKind::PushCredential),
-                ),
-                pin(
-                    "chat.deployment_role_sid",
-                    &c.deployment_role_sid,
-                    Some(SidKind::Role),
-                ),
+                pin("chat.push_credential_sid", &c.push_credential_sid, Some(SidKind::PushCredential)),
+                pin("chat.deployment_role_sid", &c.deployment_role_sid, Some(SidKind::Role)),
             ]
         });
-        let sync = settings
-            .sync
-            .as_ref()
-            .map(|s| pin("sync.service_sid", &s.service_sid, Some(SidKind::Service)));
+        let sync = settings.sync.as_ref().map(|s| pin("sync.service_sid", &s.service_sid, Some(SidKind::Service)));
         let task_router = settings.task_router.as_ref().map(|t| {
             [
-                pin(
-                    "task_router.workspace_sid",
-                    &t.workspace_sid,
-                    Some(SidKind::Workspace),
-                ),
-                pin(
-                    "task_router.worker_sid",
-                    &t.worker_sid,
-                    Some(SidKind::Worker),
-                ),
+                pin("task_router.workspace_sid", &t.workspace_sid, Some(SidKind::Workspace)),
+                pin("task_router.worker_sid", &t.worker_sid, Some(SidKind::Worker)),
                 pin("task_router.role", &t.role, None),
             ]
         });
         let video = settings.video.as_ref().map(|v| {
             if v.rooms.is_empty() || v.rooms.iter().any(String::is_empty) {
-                problems.push(format!("{at}: video.rooms must list at least one non-empty room pattern (\"*\" for any room)"));
+                problems.push(format!(
+                    "{at}: video.rooms must list at least one non-empty room pattern (\"*\" for any room)"
+                ));
             }
             let default_room = v.default_room.as_deref().map(RoomPattern::parse);
             if default_room.as_ref().is_some_and(RoomPattern::has_wildcard) {
@@ -352,22 +294,17 @@ impl Rule {
             problems.push(format!("{at}: name is empty"));
         }
         if settings.roles.is_empty() {
-            problems.push(format!(
-                "{at}: roles is empty, so the rule applies to nobody"
-            ));
+            problems.push(format!("{at}: roles is empty, so the rule applies to nobody"));
         }
         if !(1..=MAX_TTL_SECS).contains(&settings.max_ttl_secs) {
-            problems.push(format!(
-                "{at}: max_ttl_secs must be from 1 to {MAX_TTL_SECS}"
-            ));
+            problems.push(format!("{at}: max_ttl_secs must be from 1 to {MAX_TTL_SECS}"));
         }
         if let Some(v) = &voice
             && !v.incoming
             && v.application.is_none()
         {
-            problems.push(format!(
-                "{at}: voice allows neither incoming calls nor an application_sid for outgoing ones"
-            ));
+            problems
+                .push(format!("{at}: voice allows neither incoming calls nor an application_sid for outgoing ones"));
         }
         let present: Vec<GrantName> = [
             (GrantName::Video, video.is_some()),
@@ -380,21 +317,23 @@ impl Rule {
         .filter_map(|(name, present)| present.then_some(name))
         .collect();
         if present.is_empty() {
-            problems.push(format!("{at}: the rule has no grant section ([policy.rules.video], .voice, .chat, .sync or .task_router)"));
+            problems.push(format!(
+                "{at}: the rule has no grant section ([policy.rules.video], .voice, .chat, .sync or .task_router)"
+            ));
         }
         let defaults = settings.defaults.clone().unwrap_or_else(|| present.clone());
         for name in &defaults {
             if !present.contains(name) {
-                problems.push(format!(
-                    "{at}: defaults names {name:?}, which the rule does not grant"
-                ));
+                problems.push(format!("{at}: defaults names {name:?}, which the rule does not grant"));
             }
         }
         if defaults.contains(&GrantName::Video)
             && let Some((rooms, None)) = &video
             && !rooms.iter().any(RoomPattern::is_any)
         {
-            problems.push(format!("{at}: video is a default grant, so set video.default_room (or allow any room with \"*\")"));
+            problems.push(format!(
+                "{at}: video is a default grant, so set video.default_room (or allow any room with \"*\")"
+            ));
         }
         (problems.len() == before).then(|| Self {
             name: settings.name.clone(),
@@ -409,12 +348,7 @@ impl Rule {
         })
     }
 
-    fn apply(
-        &self,
-        identity: &str,
-        request: &TokenRequest,
-        default_ttl_secs: u32,
-    ) -> Result<TokenSpec, PolicyError> {
+    fn apply(&self, identity: &str, request: &TokenRequest, default_ttl_secs: u32) -> Result<TokenSpec, PolicyError> {
         let ttl_secs = match request.ttl {
             Some(ttl) if ttl > self.max_ttl_secs => {
                 return Err(PolicyError::Forbidden(format!(
@@ -434,31 +368,14 @@ impl Rule {
             }
         };
         let grants = Grants {
-            video: requested
-                .video
-                .as_ref()
-                .map(|v| self.video(identity, v))
-                .transpose()?,
-            voice: requested
-                .voice
-                .as_ref()
-                .map(|v| self.voice(v))
-                .transpose()?,
+            video: requested.video.as_ref().map(|v| self.video(identity, v)).transpose()?,
+            voice: requested.voice.as_ref().map(|v| self.voice(v)).transpose()?,
             chat: requested.chat.as_ref().map(|c| self.chat(c)).transpose()?,
             sync: requested.sync.as_ref().map(|s| self.sync(s)).transpose()?,
-            task_router: requested
-                .task_router
-                .as_ref()
-                .map(|t| self.task_router(t))
-                .transpose()?,
+            task_router: requested.task_router.as_ref().map(|t| self.task_router(t)).transpose()?,
             playback: None,
         };
-        Ok(TokenSpec {
-            identity: identity.to_owned(),
-            ttl_secs,
-            grants,
-            not_before: None,
-        })
+        Ok(TokenSpec { identity: identity.to_owned(), ttl_secs, grants, not_before: None })
     }
 
     /// The request an empty body stands for: each default grant, asked for with no fields.
@@ -475,10 +392,7 @@ impl Rule {
 
     fn section<'a, T>(&self, section: &'a Option<T>, grant: &str) -> Result<&'a T, PolicyError> {
         section.as_ref().ok_or_else(|| {
-            PolicyError::Forbidden(format!(
-                "policy rule {:?} does not allow the {grant} grant",
-                self.name
-            ))
+            PolicyError::Forbidden(format!("policy rule {:?} does not allow the {grant} grant", self.name))
         })
     }
 
@@ -535,9 +449,7 @@ impl Rule {
                 )));
             }
             if outgoing_application_sid.is_none() {
-                return Err(PolicyError::Invalid(
-                    "voice.outgoing.params needs an outgoing application_sid".into(),
-                ));
+                return Err(PolicyError::Invalid("voice.outgoing.params needs an outgoing application_sid".into()));
             }
         }
         Ok(VoiceGrant {
@@ -557,12 +469,7 @@ impl Rule {
     fn chat(&self, request: &ChatRequest) -> Result<ChatGrant, PolicyError> {
         let [service, push_credential, deployment_role] = self.section(&self.chat, "chat")?;
         Ok(ChatGrant {
-            service_sid: resolve(
-                &self.name,
-                "chat.service_sid",
-                service,
-                request.service_sid.as_deref(),
-            )?,
+            service_sid: resolve(&self.name, "chat.service_sid", service, request.service_sid.as_deref())?,
             endpoint_id: request.endpoint_id.clone(),
             deployment_role_sid: resolve(
                 &self.name,
@@ -582,12 +489,7 @@ impl Rule {
     fn sync(&self, request: &SyncRequest) -> Result<SyncGrant, PolicyError> {
         let service = self.section(&self.sync, "sync")?;
         Ok(SyncGrant {
-            service_sid: resolve(
-                &self.name,
-                "sync.service_sid",
-                service,
-                request.service_sid.as_deref(),
-            )?,
+            service_sid: resolve(&self.name, "sync.service_sid", service, request.service_sid.as_deref())?,
             endpoint_id: request.endpoint_id.clone(),
         })
     }
@@ -601,30 +503,15 @@ impl Rule {
                 workspace,
                 request.workspace_sid.as_deref(),
             )?,
-            worker_sid: resolve(
-                &self.name,
-                "task_router.worker_sid",
-                worker,
-                request.worker_sid.as_deref(),
-            )?,
-            role: resolve(
-                &self.name,
-                "task_router.role",
-                role,
-                request.role.as_deref(),
-            )?,
+            worker_sid: resolve(&self.name, "task_router.worker_sid", worker, request.worker_sid.as_deref())?,
+            role: resolve(&self.name, "task_router.role", role, request.role.as_deref())?,
         })
     }
 }
 
 /// A field the rule may pin: pinned values are filled in and the only ones accepted; `"*"`
 /// accepts what the client names; unset accepts nothing.
-fn resolve(
-    rule: &str,
-    field: &str,
-    pin: &Option<Pin>,
-    requested: Option<&str>,
-) -> Result<Option<String>, PolicyError> {
+fn resolve(rule: &str, field: &str, pin: &Option<Pin>, requested: Option<&str>) -> Result<Option<String>, PolicyError> {
     match (pin, requested) {
         (_, None) => Ok(match pin {
             Some(Pin::Exact(value)) => Some(value.clone()),
@@ -632,12 +519,12 @@ fn resolve(
         }),
         (Some(Pin::Any), Some(value)) => Ok(Some(value.to_owned())),
         (Some(Pin::Exact(pinned)), Some(value)) if pinned == value => Ok(Some(value.to_owned())),
-        (Some(Pin::Exact(_)), Some(value)) => Err(PolicyError::Forbidden(format!(
-            "{field} {value:?} is not the one policy rule {rule:?} allows"
-        ))),
-        (None, Some(_)) => Err(PolicyError::Forbidden(format!(
-            "policy rule {rule:?} does not let clients choose {field}"
-        ))),
+        (Some(Pin::Exact(_)), Some(value)) => {
+            Err(PolicyError::Forbidden(format!("{field} {value:?} is not the one policy rule {rule:?} allows")))
+        }
+        (None, Some(_)) => {
+            Err(PolicyError::Forbidden(format!("policy rule {rule:?} does not let clients choose {field}")))
+        }
     }
 }
 
@@ -653,73 +540,40 @@ fn check_request_shape(request: &TokenRequest) -> Result<(), PolicyError> {
         && grants.sync.is_none()
         && grants.task_router.is_none()
     {
-        return invalid("grants is empty: name at least one grant, or leave grants out for the policy's defaults".into());
+        return invalid(
+            "grants is empty: name at least one grant, or leave grants out for the policy's defaults".into(),
+        );
     }
     let mut sids: Vec<(&str, Option<&String>, SidKind)> = Vec::new();
     let mut labels: Vec<(&str, Option<&String>)> = Vec::new();
     if let Some(video) = &grants.video
         && let Some(room) = &video.room
-        && (room.is_empty()
-            || room.chars().count() > MAX_ROOM_CHARS
-            || room.chars().any(char::is_control))
+        && (room.is_empty() || room.chars().count() > MAX_ROOM_CHARS || room.chars().any(char::is_control))
     {
-        return invalid(format!(
-            "video.room must be 1 to {MAX_ROOM_CHARS} characters without control characters"
-        ));
+        return invalid(format!("video.room must be 1 to {MAX_ROOM_CHARS} characters without control characters"));
     }
     if let Some(voice) = &grants.voice {
         sids.push((
             "voice.outgoing.application_sid",
-            voice
-                .outgoing
-                .as_ref()
-                .and_then(|o| o.application_sid.as_ref()),
+            voice.outgoing.as_ref().and_then(|o| o.application_sid.as_ref()),
             SidKind::Application,
         ));
-        sids.push((
-            "voice.push_credential_sid",
-            voice.push_credential_sid.as_ref(),
-            SidKind::PushCredential,
-        ));
+        sids.push(("voice.push_credential_sid", voice.push_credential_sid.as_ref(), SidKind::PushCredential));
         labels.push(("voice.endpoint_id", voice.endpoint_id.as_ref()));
     }
     if let Some(chat) = &grants.chat {
-        sids.push((
-            "chat.service_sid",
-            chat.service_sid.as_ref(),
-            SidKind::Service,
-        ));
-        sids.push((
-            "chat.push_credential_sid",
-            chat.push_credential_sid.as_ref(),
-            SidKind::PushCredential,
-        ));
-        sids.push((
-            "chat.deployment_role_sid",
-            chat.deployment_role_sid.as_ref(),
-            SidKind::Role,
-        ));
+        sids.push(("chat.service_sid", chat.service_sid.as_ref(), SidKind::Service));
+        sids.push(("chat.push_credential_sid", chat.push_credential_sid.as_ref(), SidKind::PushCredential));
+        sids.push(("chat.deployment_role_sid", chat.deployment_role_sid.as_ref(), SidKind::Role));
         labels.push(("chat.endpoint_id", chat.endpoint_id.as_ref()));
     }
     if let Some(sync) = &grants.sync {
-        sids.push((
-            "sync.service_sid",
-            sync.service_sid.as_ref(),
-            SidKind::Service,
-        ));
+        sids.push(("sync.service_sid", sync.service_sid.as_ref(), SidKind::Service));
         labels.push(("sync.endpoint_id", sync.endpoint_id.as_ref()));
     }
     if let Some(task_router) = &grants.task_router {
-        sids.push((
-            "task_router.workspace_sid",
-            task_router.workspace_sid.as_ref(),
-            SidKind::Workspace,
-        ));
-        sids.push((
-            "task_router.worker_sid",
-            task_router.worker_sid.as_ref(),
-            SidKind::Worker,
-        ));
+        sids.push(("task_router.workspace_sid", task_router.workspace_sid.as_ref(), SidKind::Workspace));
+        sids.push(("task_router.worker_sid", task_router.worker_sid.as_ref(), SidKind::Worker));
         labels.push(("task_router.role", task_router.role.as_ref()));
     }
     for (field, value, kind) in sids {
@@ -731,13 +585,9 @@ fn check_request_shape(request: &TokenRequest) -> Result<(), PolicyError> {
     }
     for (field, value) in labels {
         if let Some(value) = value
-            && (value.is_empty()
-                || value.chars().count() > MAX_LABEL_CHARS
-                || value.chars().any(char::is_control))
+            && (value.is_empty() || value.chars().count() > MAX_LABEL_CHARS || value.chars().any(char::is_control))
         {
-            return invalid(format!(
-                "{field} must be 1 to {MAX_LABEL_CHARS} characters without control characters"
-            ));
+            return invalid(format!("{field} must be 1 to {MAX_LABEL_CHARS} characters without control characters"));
         }
     }
     Ok(())

@@ -100,15 +100,15 @@ pub struct TaskRouterRequest {
 fn deserialize_ttl<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u32>, D::Error> {
     match Option::<Value>::deserialize(deserializer)? {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .filter(|ttl| (1..=u64::from(MAX_TTL_SECS)).contains(ttl))
-            .map(|ttl| Some(ttl as u32))
-            .ok_or_else(|| {
-                serde::de::Error::custom(format!(
-                    "ttl must be a whole number of seconds from 1 to {MAX_TTL_SECS}, not {n}"
-                ))
-            }),
+        Some(Value::Number(n)) => {
+            n.as_u64().filter(|ttl| (1..=u64::from(MAX_TTL_SECS)).contains(ttl)).map(|ttl| Some(ttl as u32)).ok_or_else(
+                || {
+                    serde::de::Error::custom(format!(
+                        "ttl must be a whole number of seconds from 1 to {MAX_TTL_SECS}, not {n}"
+                    ))
+                },
+            )
+        }
         Some(other) => Err(serde::de::Error::custom(format!(
             "ttl must be a whole number of seconds from 1 to {MAX_TTL_SECS}, not {other}"
         ))),
@@ -135,20 +135,8 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_refused_at_every_level() {
-        assert!(
-            parse(r#"{"grant": {}}"#)
-                .unwrap_err()
-                .contains("unknown field")
-        );
-        assert!(
-            parse(r#"{"grants": {"vidoe": {}}}"#)
-                .unwrap_err()
-                .contains("unknown field")
-        );
-        assert!(
-            parse(r#"{"grants": {"video": {"rooom": "x"}}}"#)
-                .unwrap_err()
-                .contains("unknown field")
-        );
+        assert!(parse(r#"{"grant": {}}"#).unwrap_err().contains("unknown field"));
+        assert!(parse(r#"{"grants": {"vidoe": {}}}"#).unwrap_err().contains("unknown field"));
+        assert!(parse(r#"{"grants": {"video": {"rooom": "x"}}}"#).unwrap_err().contains("unknown field"));
     }
 }

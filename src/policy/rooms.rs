@@ -37,10 +37,7 @@ impl RoomPattern {
                 rest = &rest[end..];
             }
         }
-        Self {
-            source: source.to_owned(),
-            parts,
-        }
+        Self { source: source.to_owned(), parts }
     }
 
     pub fn as_str(&self) -> &str {
@@ -126,10 +123,7 @@ mod tests {
         assert!(!p.matches("alice", "user-bob"));
         let star = RoomPattern::parse("{identity}-room");
         assert!(star.matches("a*", "a*-room"));
-        assert!(
-            !star.matches("a*", "abc-room"),
-            "a * in an identity is not a wildcard"
-        );
+        assert!(!star.matches("a*", "abc-room"), "a * in an identity is not a wildcard");
     }
 
     #[test]

@@ -26,9 +26,7 @@ fn user(identity: &str, roles: &[&str]) -> Principal {
         identity: identity.into(),
         roles: roles.iter().map(|r| r.to_string()).collect(),
         may_act_as: false,
-        source: PrincipalSource::Session {
-            issuer: "app".into(),
-        },
+        source: PrincipalSource::Session { issuer: "app".into() },
     }
 }
 
@@ -59,25 +57,12 @@ fn app_policy() -> Policy {
 
 #[test]
 fn an_empty_request_gets_the_rule_defaults_with_sids_filled_in() {
-    let decision = app_policy()
-        .decide(&user("alice", &["user"]), &TokenRequest::default())
-        .unwrap();
+    let decision = app_policy().decide(&user("alice", &["user"]), &TokenRequest::default()).unwrap();
     assert_eq!(decision.rule, "users");
     assert_eq!(decision.spec.ttl_secs, 3600);
-    assert_eq!(
-        decision.spec.grants.video,
-        Some(VideoGrant {
-            room: Some("user-alice".into())
-        })
-    );
-    assert_eq!(
-        decision.spec.grants.chat.unwrap().service_sid.as_deref(),
-        Some(IS_CHAT)
-    );
-    assert!(
-        decision.spec.grants.voice.is_none(),
-        "voice is not a default grant"
-    );
+    assert_eq!(decision.spec.grants.video, Some(VideoGrant { room: Some("user-alice".into()) }));
+    assert_eq!(decision.spec.grants.chat.unwrap().service_sid.as_deref(), Some(IS_CHAT));
+    assert!(decision.spec.grants.voice.is_none(), "voice is not a default grant");
 }
 
 #[test]
@@ -85,33 +70,19 @@ fn rooms_must_match_a_pattern() {
     let policy = app_policy();
     let alice = user("alice", &["user"]);
     for room in ["standup", "user-alice", "team-red"] {
-        let asked = request(&format!(
-            r#"{{"grants": {{"video": {{"room": "{room}"}}}}}}"#
-        ));
+        let asked = request(&format!(r#"{{"grants": {{"video": {{"room": "{room}"}}}}}}"#));
         assert!(policy.decide(&alice, &asked).is_ok(), "{room}");
     }
-    let denied = policy
-        .decide(
-            &alice,
-            &request(r#"{"grants": {"video": {"room": "user-bob"}}}"#),
-        )
-        .unwrap_err();
-    assert!(
-        matches!(denied, PolicyError::Forbidden(ref m) if m.contains("user-bob")),
-        "{denied}"
-    );
+    let denied = policy.decide(&alice, &request(r#"{"grants": {"video": {"room": "user-bob"}}}"#)).unwrap_err();
+    assert!(matches!(denied, PolicyError::Forbidden(ref m) if m.contains("user-bob")), "{denied}");
 }
 
 #[test]
 fn a_ttl_above_the_cap_is_refused_not_shortened() {
-    let err = app_policy()
-        .decide(&user("alice", &["user"]), &request(r#"{"ttl": 7200}"#))
-        .unwrap_err();
+    let err = app_policy().decide(&user("alice", &["user"]), &request(r#"{"ttl": 7200}"#)).unwrap_err();
     assert_eq!(
         err,
-        PolicyError::Forbidden(
-            "ttl 7200 exceeds the cap of 3600 seconds set by policy rule \"users\"".into()
-        )
+        PolicyError::Forbidden("ttl 7200 exceeds the cap of 3600 seconds set by policy rule \"users\"".into())
     );
 }
 
@@ -126,93 +97,47 @@ fn the_default_ttl_is_the_lower_of_3600_and_the_cap() {
         video = { rooms = ["*"] }
         "#,
     );
-    assert_eq!(
-        capped
-            .decide(&user("a", &["user"]), &TokenRequest::default())
-            .unwrap()
-            .spec
-            .ttl_secs,
-        600
-    );
+    assert_eq!(capped.decide(&user("a", &["user"]), &TokenRequest::default()).unwrap().spec.ttl_secs, 600);
 }
 
 #[test]
 fn a_grant_outside_the_rule_is_refused() {
-    let err = app_policy()
-        .decide(
-            &user("alice", &["user"]),
-            &request(r#"{"grants": {"sync": {}}}"#),
-        )
-        .unwrap_err();
-    assert!(
-        matches!(err, PolicyError::Forbidden(ref m) if m.contains("sync grant")),
-        "{err}"
-    );
+    let err = app_policy().decide(&user("alice", &["user"]), &request(r#"{"grants": {"sync": {}}}"#)).unwrap_err();
+    assert!(matches!(err, PolicyError::Forbidden(ref m) if m.contains("sync grant")), "{err}");
 }
 
 #[test]
 fn a_pinned_sid_refuses_any_other() {
     let other = "AP99999999999999999999999999999999";
-    let asked = request(&format!(
-        r#"{{"grants": {{"voice": {{"outgoing": {{"application_sid": "{other}"}}}}}}}}"#
-    ));
-    assert!(matches!(
-        app_policy().decide(&user("alice", &["user"]), &asked),
-        Err(PolicyError::Forbidden(_))
-    ));
+    let asked = request(&format!(r#"{{"grants": {{"voice": {{"outgoing": {{"application_sid": "{other}"}}}}}}}}"#));
+    assert!(matches!(app_policy().decide(&user("alice", &["user"]), &asked), Err(PolicyError::Forbidden(_))));
 }
 
 #[test]
 fn params_need_the_rule_to_allow_them() {
     let asked = request(r#"{"grants": {"voice": {"outgoing": {"params": {"to": "+1555"}}}}}"#);
-    let err = app_policy()
-        .decide(&user("alice", &["user"]), &asked)
-        .unwrap_err();
-    assert!(
-        matches!(err, PolicyError::Forbidden(ref m) if m.contains("params")),
-        "{err}"
-    );
+    let err = app_policy().decide(&user("alice", &["user"]), &asked).unwrap_err();
+    assert!(matches!(err, PolicyError::Forbidden(ref m) if m.contains("params")), "{err}");
 }
 
 #[test]
 fn only_trusted_principals_name_another_identity() {
     let asked = request(r#"{"identity": "bob"}"#);
-    assert!(matches!(
-        app_policy().decide(&user("alice", &["user"]), &asked),
-        Err(PolicyError::Forbidden(_))
-    ));
-    let backend = Principal {
-        may_act_as: true,
-        ..user("billing", &["user"])
-    };
-    assert_eq!(
-        app_policy().decide(&backend, &asked).unwrap().spec.identity,
-        "bob"
-    );
+    assert!(matches!(app_policy().decide(&user("alice", &["user"]), &asked), Err(PolicyError::Forbidden(_))));
+    let backend = Principal { may_act_as: true, ..user("billing", &["user"]) };
+    assert_eq!(app_policy().decide(&backend, &asked).unwrap().spec.identity, "bob");
     let own = request(r#"{"identity": "alice"}"#);
-    assert!(
-        app_policy().decide(&user("alice", &["user"]), &own).is_ok(),
-        "naming yourself is harmless"
-    );
+    assert!(app_policy().decide(&user("alice", &["user"]), &own).is_ok(), "naming yourself is harmless");
 }
 
 #[test]
 fn identity_rules_give_400_for_a_named_identity_and_403_for_a_credential_one() {
-    let backend = Principal {
-        may_act_as: true,
-        ..user("billing", &["user"])
-    };
+    let backend = Principal { may_act_as: true, ..user("billing", &["user"]) };
     let asked = request(r#"{"identity": "bad identity", "grants": {"voice": {}}}"#);
-    assert!(matches!(
-        app_policy().decide(&backend, &asked),
-        Err(PolicyError::Invalid(_))
-    ));
+    assert!(matches!(app_policy().decide(&backend, &asked), Err(PolicyError::Invalid(_))));
     let spaced = user("alice smith", &["user"]);
     let asked = request(r#"{"grants": {"voice": {}}}"#);
-    assert!(matches!(
-        app_policy().decide(&spaced, &asked),
-        Err(PolicyError::Forbidden(_))
-    ));
+    assert!(matches!(app_policy().decide(&spaced, &asked), Err(PolicyError::Forbidden(_))));
 }
 
 #[test]
@@ -222,12 +147,7 @@ fn roles_without_rules_are_refused_and_later_rules_are_tried() {
         Err(PolicyError::Forbidden(_))
     ));
     let both = user("root", &["user", "admin"]);
-    let decision = app_policy()
-        .decide(
-            &both,
-            &request(r#"{"ttl": 86400, "grants": {"video": {}}}"#),
-        )
-        .unwrap();
+    let decision = app_policy().decide(&both, &request(r#"{"ttl": 86400, "grants": {"video": {}}}"#)).unwrap();
     assert_eq!(decision.rule, "admins");
     assert_eq!(decision.spec.grants.video, Some(VideoGrant { room: None }));
 }
@@ -239,21 +159,15 @@ fn malformed_sids_and_empty_grants_are_400() {
     let bad_sid = request(r#"{"grants": {"chat": {"service_sid": "IS123"}}}"#);
     assert_eq!(
         policy.decide(&alice, &bad_sid),
-        Err(PolicyError::Invalid(
-            "chat.service_sid must be IS followed by 32 hexadecimal digits".into()
-        ))
+        Err(PolicyError::Invalid("chat.service_sid must be IS followed by 32 hexadecimal digits".into()))
     );
-    assert!(matches!(
-        policy.decide(&alice, &request(r#"{"grants": {}}"#)),
-        Err(PolicyError::Invalid(_))
-    ));
+    assert!(matches!(policy.decide(&alice, &request(r#"{"grants": {}}"#)), Err(PolicyError::Invalid(_))));
 }
 
 #[test]
 fn configuration_problems_are_all_reported() {
-    let settings: PolicySettings =
-        toml_from_str::<std::collections::HashMap<String, PolicySettings>>(
-            r#"
+    let settings: PolicySettings = toml_from_str::<std::collections::HashMap<String, PolicySettings>>(
+        r#"
         [policy]
         [[policy.rules]]
         name = "broken"
@@ -263,19 +177,11 @@ fn configuration_problems_are_all_reported() {
         video = { rooms = ["team-*"] }
         chat = { service_sid = "IS1" }
         "#,
-        )
-        .remove("policy")
-        .unwrap();
+    )
+    .remove("policy")
+    .unwrap();
     let problems = Policy::from_settings(&settings, 3600).unwrap_err();
-    for expected in [
-        "roles is empty",
-        "max_ttl_secs",
-        "defaults names Sync",
-        "chat.service_sid",
-    ] {
-        assert!(
-            problems.iter().any(|p| p.contains(expected)),
-            "{expected} in {problems:?}"
-        );
+    for expected in ["roles is empty", "max_ttl_secs", "defaults names Sync", "chat.service_sid"] {
+        assert!(problems.iter().any(|p| p.contains(expected)), "{expected} in {problems:?}");
     }
 }

@@ -74,13 +74,7 @@ impl Serialize for VoiceGrant {
         }
         if let Some(application_sid) = &self.outgoing_application_sid {
             let params = self.outgoing_application_params.as_ref();
-            map.serialize_entry(
-                "outgoing",
-                &Outgoing {
-                    application_sid,
-                    params,
-                },
-            )?;
+            map.serialize_entry("outgoing", &Outgoing { application_sid, params })?;
         }
         if let Some(sid) = &self.push_credential_sid {
             map.serialize_entry("push_credential_sid", sid)?;
@@ -141,9 +135,7 @@ pub enum IdentityError {
         "the identity is longer than {max} (counting double-byte characters as 2), the limit for the {grant} grant"
     )]
     TooLong { max: usize, grant: &'static str },
-    #[error(
-        "the identity contains a space or a control character, which the voice grant does not allow"
-    )]
+    #[error("the identity contains a space or a control character, which the voice grant does not allow")]
     ForbiddenCharacter,
 }
 
@@ -156,28 +148,15 @@ pub fn check_identity(identity: &str, grants: &Grants) -> Result<(), IdentityErr
     if identity.is_empty() {
         return Err(IdentityError::Empty);
     }
-    let length: usize = identity
-        .chars()
-        .map(|c| if c.is_ascii() { 1 } else { 2 })
-        .sum();
+    let length: usize = identity.chars().map(|c| if c.is_ascii() { 1 } else { 2 }).sum();
     if grants.video.is_some() && length > MAX_VIDEO_IDENTITY {
-        return Err(IdentityError::TooLong {
-            max: MAX_VIDEO_IDENTITY,
-            grant: "video",
-        });
+        return Err(IdentityError::TooLong { max: MAX_VIDEO_IDENTITY, grant: "video" });
     }
     if length > MAX_IDENTITY {
         let grant = grants.names().first().copied().unwrap_or("any");
-        return Err(IdentityError::TooLong {
-            max: MAX_IDENTITY,
-            grant,
-        });
+        return Err(IdentityError::TooLong { max: MAX_IDENTITY, grant });
     }
-    if grants.voice.is_some()
-        && identity
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control())
-    {
+    if grants.voice.is_some() && identity.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(IdentityError::ForbiddenCharacter);
     }
     Ok(())
@@ -188,17 +167,11 @@ mod tests {
     use super::*;
 
     fn video() -> Grants {
-        Grants {
-            video: Some(VideoGrant::default()),
-            ..Grants::default()
-        }
+        Grants { video: Some(VideoGrant::default()), ..Grants::default() }
     }
 
     fn voice() -> Grants {
-        Grants {
-            voice: Some(VoiceGrant::default()),
-            ..Grants::default()
-        }
+        Grants { voice: Some(VoiceGrant::default()), ..Grants::default() }
     }
 
     #[test]
@@ -222,14 +195,8 @@ mod tests {
 
     #[test]
     fn voice_identities_have_no_spaces_or_control_characters() {
-        assert_eq!(
-            check_identity("a b", &voice()),
-            Err(IdentityError::ForbiddenCharacter)
-        );
-        assert_eq!(
-            check_identity("a\u{7}", &voice()),
-            Err(IdentityError::ForbiddenCharacter)
-        );
+        assert_eq!(check_identity("a b", &voice()), Err(IdentityError::ForbiddenCharacter));
+        assert_eq!(check_identity("a\u{7}", &voice()), Err(IdentityError::ForbiddenCharacter));
         assert!(check_identity("a b", &video()).is_ok());
         assert_eq!(check_identity("", &video()), Err(IdentityError::Empty));
     }

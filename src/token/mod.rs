@@ -12,8 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 pub use grants::{
-    ChatGrant, Grants, IdentityError, SyncGrant, TaskRouterGrant, VideoGrant, VoiceGrant,
-    check_identity,
+    ChatGrant, Grants, IdentityError, SyncGrant, TaskRouterGrant, VideoGrant, VoiceGrant, check_identity,
 };
 
 use crate::credentials::TwilioCredentials;
@@ -43,18 +42,16 @@ impl TokenSettings {
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if !(1..=MAX_TTL_SECS).contains(&self.default_ttl_secs) {
-            problems.push(format!(
-                "token.default_ttl_secs must be from 1 to {MAX_TTL_SECS}"
-            ));
+            problems.push(format!("token.default_ttl_secs must be from 1 to {MAX_TTL_SECS}"));
         }
         if let Some(region) = &self.region {
             let b = region.as_bytes();
-            let plausible = b.len() >= 3
-                && b.len() <= 8
-                && b.iter()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+            let plausible =
+                b.len() >= 3 && b.len() <= 8 && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
             if !plausible {
-                problems.push(format!("token.region {region:?} is not a Twilio region such as \"us1\", \"ie1\" or \"au1\""));
+                problems.push(format!(
+                    "token.region {region:?} is not a Twilio region such as \"us1\", \"ie1\" or \"au1\""
+                ));
             }
         }
         problems
@@ -177,26 +174,15 @@ impl TokenMinter {
         let expires_at = issued_at + u64::from(spec.ttl_secs);
         let claims = Claims {
             jti: &jti,
-            grants: GrantsClaim {
-                identity: &spec.identity,
-                grants: &spec.grants,
-            },
-            nbf: spec.not_before.or(self
-                .nbf_backdate_secs
-                .map(|b| issued_at.saturating_sub(u64::from(b)))),
+            grants: GrantsClaim { identity: &spec.identity, grants: &spec.grants },
+            nbf: spec.not_before.or(self.nbf_backdate_secs.map(|b| issued_at.saturating_sub(u64::from(b)))),
             iat: issued_at,
             exp: expires_at,
             iss: &self.key_sid,
             sub: &self.account_sid,
         };
         let token = jsonwebtoken::encode(&self.header, &claims, &self.key)?;
-        Ok(MintedToken {
-            token: SecretString::from(token),
-            jti,
-            issued_at,
-            expires_at,
-            key_sid: self.key_sid.clone(),
-        })
+        Ok(MintedToken { token: SecretString::from(token), jti, issued_at, expires_at, key_sid: self.key_sid.clone() })
     }
 }
 
@@ -210,41 +196,29 @@ impl SharedMinter {
     }
 
     pub fn current(&self) -> std::sync::Arc<TokenMinter> {
-        self.0
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     pub fn replace(&self, minter: TokenMinter) {
-        *self
-            .0
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = std::sync::Arc::new(minter);
+        *self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) = std::sync::Arc::new(minter);
     }
 }
 
 /// 64 random bits as 16 hex digits: enough that two tokens never share a `jti`.
 fn random_jti_suffix() -> String {
     let mut bytes = [0u8; 8];
-    getrandom::fill(&mut bytes)
-        .expect("the operating system's random number generator is unavailable");
+    getrandom::fill(&mut bytes).expect("the operating system's random number generator is unavailable");
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The current time in Unix seconds: read once per token.
 pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// `2026-11-27T09:00:00Z` for a Unix time, as the API's `expires_at` reports it.
 pub fn rfc3339(unix_secs: u64) -> String {
-    humantime::format_rfc3339_seconds(
-        std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix_secs),
-    )
-    .to_string()
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix_secs)).to_string()
 }
 
 #[cfg(test)]
@@ -257,11 +231,8 @@ mod tests {
             api_key_sid: "SKfedcba9876543210fedcba9876543210".into(),
             api_secret: SecretString::from("fake-secret-not-a-real-twilio-0k"),
         };
-        let settings = TokenSettings {
-            default_ttl_secs: 3600,
-            region: region.map(str::to_owned),
-            nbf_backdate_secs: None,
-        };
+        let settings =
+            TokenSettings { default_ttl_secs: 3600, region: region.map(str::to_owned), nbf_backdate_secs: None };
         TokenMinter::new(&creds, &settings)
     }
 
@@ -269,10 +240,7 @@ mod tests {
         TokenSpec {
             identity: "alice".into(),
             ttl_secs: 3600,
-            grants: Grants {
-                video: Some(VideoGrant::default()),
-                ..Grants::default()
-            },
+            grants: Grants { video: Some(VideoGrant::default()), ..Grants::default() },
             not_before: None,
         }
     }
@@ -282,10 +250,7 @@ mod tests {
         let token = minter(Some("ie1")).mint(&spec(), 1_700_000_000).unwrap();
         let header = jsonwebtoken::decode_header(token.token.expose_secret()).unwrap();
         assert_eq!(header.cty.as_deref(), Some(TWILIO_CONTENT_TYPE));
-        assert_eq!(
-            header.extras.get::<String>("twr").unwrap().as_deref(),
-            Some("ie1")
-        );
+        assert_eq!(header.extras.get::<String>("twr").unwrap().as_deref(), Some("ie1"));
         assert_eq!(header.alg, Algorithm::HS256);
     }
 
@@ -295,26 +260,17 @@ mod tests {
         let a = minter.mint(&spec(), 1_700_000_000).unwrap();
         let b = minter.mint(&spec(), 1_700_000_000).unwrap();
         assert_ne!(a.jti, b.jti);
-        assert!(
-            a.jti
-                .starts_with("SKfedcba9876543210fedcba9876543210-1700000000-")
-        );
+        assert!(a.jti.starts_with("SKfedcba9876543210fedcba9876543210-1700000000-"));
     }
 
     #[test]
     fn refuses_ttl_out_of_range_and_empty_grants() {
         let minter = minter(None);
         for ttl in [0, MAX_TTL_SECS + 1] {
-            let spec = TokenSpec {
-                ttl_secs: ttl,
-                ..spec()
-            };
+            let spec = TokenSpec { ttl_secs: ttl, ..spec() };
             assert!(matches!(minter.mint(&spec, 1), Err(TokenError::InvalidTtl)));
         }
-        let spec = TokenSpec {
-            grants: Grants::default(),
-            ..spec()
-        };
+        let spec = TokenSpec { grants: Grants::default(), ..spec() };
         assert!(matches!(minter.mint(&spec, 1), Err(TokenError::NoGrants)));
     }
 

@@ -21,14 +21,8 @@ fn start_up_refuses_an_account_sid_as_the_api_key_in_one_sentence() {
     env[1] = ("TWILIO_API_KEY", ACCOUNT_SID);
     let (ok, _, stderr) = run_binary(&["serve", "--config", &test_config()], &env);
     assert!(!ok);
-    assert!(
-        stderr.starts_with("tokenmint: TWILIO_API_KEY holds an Account SID"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("revoked"),
-        "says why production uses API keys: {stderr}"
-    );
+    assert!(stderr.starts_with("tokenmint: TWILIO_API_KEY holds an Account SID"), "{stderr}");
+    assert!(stderr.contains("revoked"), "says why production uses API keys: {stderr}");
     assert!(!stderr.contains(API_SECRET));
 }
 
@@ -41,25 +35,16 @@ fn start_up_refuses_an_auth_token_without_an_api_key() {
     ];
     let (ok, _, stderr) = run_binary(&["serve", "--config", &test_config()], &env);
     assert!(!ok);
-    assert!(
-        stderr.contains("TWILIO_AUTH_TOKEN is set but TWILIO_API_KEY is not"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("TWILIO_AUTH_TOKEN is set but TWILIO_API_KEY is not"), "{stderr}");
     assert!(!stderr.contains("0123456789abcdef0123456789abcdef"));
 }
 
 #[test]
 fn start_up_names_a_missing_variable() {
-    let env: Vec<_> = creds()
-        .into_iter()
-        .filter(|(k, _)| *k != "TWILIO_API_SECRET")
-        .collect();
+    let env: Vec<_> = creds().into_iter().filter(|(k, _)| *k != "TWILIO_API_SECRET").collect();
     let (ok, _, stderr) = run_binary(&["serve", "--config", &test_config()], &env);
     assert!(!ok);
-    assert!(
-        stderr.contains("TWILIO_API_SECRET is not set: set it (or TWILIO_API_SECRET_FILE)"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("TWILIO_API_SECRET is not set: set it (or TWILIO_API_SECRET_FILE)"), "{stderr}");
 }
 
 #[test]
@@ -74,18 +59,8 @@ fn credentials_may_come_from_files() {
         ("TWILIO_API_SECRET_FILE", secret_file.as_str()),
         ("TEST_SESSION_SECRET", SESSION_SECRET),
     ];
-    let (ok, token, stderr) = run_binary(
-        &[
-            "mint",
-            "--config",
-            &test_config(),
-            "--identity",
-            "alice",
-            "--role",
-            "user",
-        ],
-        &env,
-    );
+    let (ok, token, stderr) =
+        run_binary(&["mint", "--config", &test_config(), "--identity", "alice", "--role", "user"], &env);
     assert!(ok, "{stderr}");
     verify_token(token.trim(), API_SECRET);
 }
@@ -121,10 +96,7 @@ fn check_config_reports_every_problem_at_once_without_secrets() {
         ("TWILIO_API_SECRET", API_SECRET),
         ("SHORT_SECRET", "short-secret-value"),
     ];
-    let (ok, stdout, stderr) = run_binary(
-        &["check-config", "--config", broken.to_str().unwrap()],
-        &env,
-    );
+    let (ok, stdout, stderr) = run_binary(&["check-config", "--config", broken.to_str().unwrap()], &env);
     assert!(!ok, "exit non-zero");
     for expected in [
         "token.region",
@@ -144,10 +116,7 @@ fn check_config_reports_every_problem_at_once_without_secrets() {
 fn check_config_accepts_a_good_configuration_and_names_an_unknown_key() {
     let (ok, stdout, stderr) = run_binary(&["check-config", "--config", &test_config()], &creds());
     assert!(ok, "{stderr}");
-    assert!(
-        stdout.contains(KEY_SID) && !stdout.contains(API_SECRET),
-        "{stdout}"
-    );
+    assert!(stdout.contains(KEY_SID) && !stdout.contains(API_SECRET), "{stdout}");
     let mut env = creds();
     env.push(("TOKENMINT__POLICY__RULEZ", "x"));
     let (ok, _, stderr) = run_binary(&["check-config", "--config", &test_config()], &env);
@@ -157,15 +126,9 @@ fn check_config_accepts_a_good_configuration_and_names_an_unknown_key() {
 
 #[test]
 fn dev_mode_refuses_a_non_loopback_address() {
-    let (ok, _, stderr) = run_binary(
-        &["serve", "--dev"],
-        &[("TOKENMINT__SERVER__LISTEN", "0.0.0.0:0")],
-    );
+    let (ok, _, stderr) = run_binary(&["serve", "--dev"], &[("TOKENMINT__SERVER__LISTEN", "0.0.0.0:0")]);
     assert!(!ok);
-    assert!(
-        stderr.contains("--dev refuses server.listen = 0.0.0.0:0"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("--dev refuses server.listen = 0.0.0.0:0"), "{stderr}");
 }
 
 #[test]
@@ -211,38 +174,20 @@ fn mint_then_decode_verifies_and_says_when_it_expires() {
 #[test]
 fn mint_refuses_what_the_policy_refuses() {
     let (ok, token, stderr) = run_binary(
-        &[
-            "mint",
-            "--config",
-            &test_config(),
-            "--identity",
-            "alice",
-            "--role",
-            "user",
-            "--ttl",
-            "7200",
-        ],
+        &["mint", "--config", &test_config(), "--identity", "alice", "--role", "user", "--ttl", "7200"],
         &creds(),
     );
     assert!(!ok && token.is_empty());
-    assert!(
-        stderr.contains("refused: ttl 7200 exceeds the cap"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("refused: ttl 7200 exceeds the cap"), "{stderr}");
 }
 
 #[test]
 fn decode_reports_an_expired_official_token_and_garbage() {
     let official = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCIsImN0eSI6InR3aWxpby1mcGE7dj0xIn0.eyJqdGkiOiJTS2ZlZGNiYTk4NzY1NDMyMTBmZWRjYmE5ODc2NTQzMjEwLTE3MDAwMDAwMDAiLCJncmFudHMiOnsiaWRlbnRpdHkiOiJhbGljZSIsInZvaWNlIjp7Im91dGdvaW5nIjp7ImFwcGxpY2F0aW9uX3NpZCI6IkFQMTExMTExMTExMTExMTExMTExMTExMTExMTExMTExMTEifX19LCJpYXQiOjE3MDAwMDAwMDAsImV4cCI6MTcwMDAwMzYwMCwiaXNzIjoiU0tmZWRjYmE5ODc2NTQzMjEwZmVkY2JhOTg3NjU0MzIxMCIsInN1YiI6IkFDMDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWYifQ.F5HGSgWe3YjpupugFuho7uxiwipIH8hDeFYXBeN96Sw";
-    let (ok, shown, _) = run_binary(
-        &["decode", official],
-        &[("TWILIO_API_SECRET", "fake-secret-not-a-real-twilio-0k")],
-    );
+    let (ok, shown, _) =
+        run_binary(&["decode", official], &[("TWILIO_API_SECRET", "fake-secret-not-a-real-twilio-0k")]);
     assert!(ok, "{shown}");
-    assert!(
-        shown.contains("EXPIRED 2023-11-14T23:13:20Z") && shown.contains("signature: valid"),
-        "{shown}"
-    );
+    assert!(shown.contains("EXPIRED 2023-11-14T23:13:20Z") && shown.contains("signature: valid"), "{shown}");
     let (ok, _, stderr) = run_binary(&["decode", "garbage"], &[]);
     assert!(!ok && stderr.contains("not a JWT"), "{stderr}");
 }

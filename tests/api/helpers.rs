@@ -56,33 +56,18 @@ pub async fn spawn_app() -> TestApp {
 /// Spawns the app with `TOKENMINT__…` overrides (or other variables) added to the environment.
 pub async fn spawn_app_with(extra_env: &[(&str, &str)]) -> TestApp {
     let mut vars = test_env();
-    vars.extend(
-        extra_env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string())),
-    );
+    vars.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let env: EnvVars = vars.into_iter().collect();
-    let settings = Settings::load(Some(&repo_path("config/test.toml")), false, &env)
-        .expect("test settings load");
+    let settings = Settings::load(Some(&repo_path("config/test.toml")), false, &env).expect("test settings load");
     let runtime = Runtime::assemble(settings, &env, false).expect("test runtime assembles");
     let app = Application::build(runtime).await.expect("binds");
-    let (addr, admin_addr, health) = (
-        app.public_addr(),
-        app.admin_addr(),
-        app.state().health.clone(),
-    );
+    let (addr, admin_addr, health) = (app.public_addr(), app.admin_addr(), app.state().health.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
     }));
-    let test_app = TestApp {
-        health,
-        addr,
-        admin_addr,
-        client: reqwest::Client::new(),
-        shutdown: Some(tx),
-        server: Some(server),
-    };
+    let test_app =
+        TestApp { health, addr, admin_addr, client: reqwest::Client::new(), shutdown: Some(tx), server: Some(server) };
     test_app.wait_ready().await;
     test_app
 }
@@ -94,6 +79,11 @@ impl TestApp {
 
     pub fn admin_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.admin_addr)
+    }
+
+    /// GETs a URL and parses its JSON body.
+    pub async fn get_json(&self, url: &str) -> Value {
+        self.client.get(url).send().await.unwrap().json().await.unwrap()
     }
 
     /// Polls /readyz instead of sleeping.
@@ -110,11 +100,7 @@ impl TestApp {
     }
 
     /// POST /v1/tokens with an optional bearer credential and a JSON body (None: empty body).
-    pub async fn post_token(
-        &self,
-        credential: Option<&str>,
-        body: Option<Value>,
-    ) -> reqwest::Response {
+    pub async fn post_token(&self, credential: Option<&str>, body: Option<Value>) -> reqwest::Response {
         let mut request = self.client.post(self.url("/v1/tokens"));
         if let Some(credential) = credential {
             request = request.bearer_auth(credential);
@@ -159,25 +145,16 @@ pub fn session_token(identity: &str, roles: &[&str]) -> String {
 }
 
 pub fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
 
 /// Builds and signs a JWT by hand (so tests can also build malformed ones).
 pub fn sign_hs256(header: &Value, claims: &Value, secret: &str) -> String {
-    let message = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
+    let message =
+        format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(message.as_bytes());
-    format!(
-        "{message}.{}",
-        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-    )
+    format!("{message}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
 }
 
 /// Verifies an HS256 token's signature with a plain HMAC (not the library that minted it) and
@@ -186,64 +163,40 @@ pub fn verify_token(token: &str, secret: &str) -> (Value, Value) {
     let (message, signature) = token.rsplit_once('.').expect("three parts");
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(message.as_bytes());
-    mac.verify_slice(
-        &URL_SAFE_NO_PAD
-            .decode(signature)
-            .expect("base64url signature"),
-    )
-    .expect("signature verifies");
+    mac.verify_slice(&URL_SAFE_NO_PAD.decode(signature).expect("base64url signature")).expect("signature verifies");
     decode_token(token)
 }
 
 pub fn decode_token(token: &str) -> (Value, Value) {
     let mut parts = token.split('.');
-    let mut part = || -> Value {
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts.next().unwrap()).unwrap()).unwrap()
-    };
+    let mut part =
+        || -> Value { serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts.next().unwrap()).unwrap()).unwrap() };
     (part(), part())
 }
 
 /// Asserts a problem+json response with `status` whose detail contains `detail`.
 pub async fn assert_problem(response: reqwest::Response, status: u16, detail: &str) -> Value {
     assert_eq!(response.status(), status);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
     let problem: Value = response.json().await.expect("problem body is JSON");
     assert_eq!(problem["status"], status);
-    assert!(
-        problem["type"]
-            .as_str()
-            .unwrap()
-            .starts_with("urn:tokenmint:problem:")
-    );
+    assert!(problem["type"].as_str().unwrap().starts_with("urn:tokenmint:problem:"));
     assert!(problem["title"].is_string());
     let shown = problem["detail"].as_str().unwrap();
-    assert!(
-        shown.contains(detail),
-        "detail {shown:?} should contain {detail:?}"
-    );
+    assert!(shown.contains(detail), "detail {shown:?} should contain {detail:?}");
     problem
 }
 
 /// The `tokenmint` executable, run as a user or container would.
 pub fn binary() -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tokenmint"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .stdin(std::process::Stdio::null());
+    command.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).stdin(std::process::Stdio::null());
     command
 }
 
 /// Runs the binary to completion and returns (success, stdout, stderr).
 pub fn run_binary(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
-    let output = binary()
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .expect("binary runs");
+    let output = binary().args(args).envs(env.iter().copied()).output().expect("binary runs");
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into(),
@@ -267,11 +220,7 @@ pub fn start_binary(name: &str, env: &[(String, String)]) -> RunningBinary {
     std::fs::create_dir_all(&dir).unwrap();
     let (stdout_path, stderr_path) = (dir.join("stdout.log"), dir.join("stderr.log"));
     let mut child = binary()
-        .args([
-            "serve",
-            "--config",
-            repo_path("config/test.toml").to_str().unwrap(),
-        ])
+        .args(["serve", "--config", repo_path("config/test.toml").to_str().unwrap()])
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(std::fs::File::create(&stdout_path).unwrap())
         .stderr(std::fs::File::create(&stderr_path).unwrap())
@@ -280,27 +229,16 @@ pub fn start_binary(name: &str, env: &[(String, String)]) -> RunningBinary {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
         let log = std::fs::read_to_string(&stdout_path).unwrap_or_default();
-        if let Some(line) = log
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .find(|l| l["message"] == "listening")
+        if let Some(line) =
+            log.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).find(|l| l["message"] == "listening")
         {
             let addr = |key: &str| line[key].as_str().unwrap().parse().unwrap();
-            return RunningBinary {
-                addr: addr("public"),
-                admin_addr: addr("admin"),
-                child,
-                stdout_path,
-                stderr_path,
-            };
+            return RunningBinary { addr: addr("public"), admin_addr: addr("admin"), child, stdout_path, stderr_path };
         }
         if std::time::Instant::now() > deadline || child.try_wait().unwrap().is_some() {
             let _ = child.kill();
             let _ = child.wait();
-            panic!(
-                "never listened; stderr: {}",
-                std::fs::read_to_string(&stderr_path).unwrap_or_default()
-            );
+            panic!("never listened; stderr: {}", std::fs::read_to_string(&stderr_path).unwrap_or_default());
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
@@ -330,8 +268,7 @@ impl RunningBinary {
             std::thread::sleep(std::time::Duration::from_millis(20));
         };
         assert!(status.success(), "exit status {status}");
-        std::fs::read_to_string(&self.stdout_path).unwrap()
-            + &std::fs::read_to_string(&self.stderr_path).unwrap()
+        std::fs::read_to_string(&self.stdout_path).unwrap() + &std::fs::read_to_string(&self.stderr_path).unwrap()
     }
 }
 

@@ -21,30 +21,18 @@ async fn no_secret_or_token_reaches_the_output_and_each_token_is_audited() {
         request.body(body.unwrap_or("")).send()
     };
 
-    let mut must_not_appear: Vec<String> = [API_SECRET, SESSION_SECRET, BACKEND_KEY, KIOSK_KEY]
-        .map(String::from)
-        .to_vec();
+    let mut must_not_appear: Vec<String> =
+        [API_SECRET, SESSION_SECRET, BACKEND_KEY, KIOSK_KEY].map(String::from).to_vec();
     let mut minted = Vec::new();
     let session = session_token("alice", &["user"]);
     must_not_appear.push(session.clone());
     for (credential, body) in [
         (session.clone(), None),
-        (
-            session.clone(),
-            Some(r#"{"grants": {"voice": {}, "video": {"room": "standup"}}}"#),
-        ),
-        (
-            BACKEND_KEY.to_owned(),
-            Some(r#"{"identity": "bob", "grants": {"chat": {}}}"#),
-        ),
+        (session.clone(), Some(r#"{"grants": {"voice": {}, "video": {"room": "standup"}}}"#)),
+        (BACKEND_KEY.to_owned(), Some(r#"{"identity": "bob", "grants": {"chat": {}}}"#)),
         (KIOSK_KEY.to_owned(), None),
     ] {
-        let response: Value = post(Some(credential), body)
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let response: Value = post(Some(credential), body).await.unwrap().json().await.unwrap();
         let token = response["token"].as_str().expect("minted").to_owned();
         must_not_appear.push(token.rsplit_once('.').unwrap().1.to_owned());
         must_not_appear.push(token.clone());
@@ -72,28 +60,12 @@ async fn no_secret_or_token_reaches_the_output_and_each_token_is_audited() {
         (Some(session.clone()), Some(r#"{"ttl": 0}"#), 400),
         (Some(session.clone()), Some(r#"{"ttl": 7200}"#), 403),
         (Some(session.clone()), Some(r#"{"identity": "bob"}"#), 403),
-        (
-            Some(session.clone()),
-            Some(r#"{"grants": {"video": {"room": "user-bob"}}}"#),
-            403,
-        ),
-        (
-            Some(BACKEND_KEY.to_owned()),
-            Some(r#"{"identity": "a b", "grants": {"voice": {}}}"#),
-            400,
-        ),
-        (
-            Some(BACKEND_KEY.to_owned()),
-            Some(r#"{"grants": {"chat": {"service_sid": "IS1"}}}"#),
-            400,
-        ),
+        (Some(session.clone()), Some(r#"{"grants": {"video": {"room": "user-bob"}}}"#), 403),
+        (Some(BACKEND_KEY.to_owned()), Some(r#"{"identity": "a b", "grants": {"voice": {}}}"#), 400),
+        (Some(BACKEND_KEY.to_owned()), Some(r#"{"grants": {"chat": {"service_sid": "IS1"}}}"#), 400),
     ];
     for (credential, body, status) in failures {
-        assert_eq!(
-            post(credential, body).await.unwrap().status(),
-            status,
-            "{body:?}"
-        );
+        assert_eq!(post(credential, body).await.unwrap().status(), status, "{body:?}");
     }
     let too_large = client
         .post(&url)
@@ -102,37 +74,18 @@ async fn no_secret_or_token_reaches_the_output_and_each_token_is_audited() {
         .body(vec![b' '; 20_000])
         .send();
     assert_eq!(too_large.await.unwrap().status(), 413);
-    let not_json = client
-        .post(&url)
-        .bearer_auth(&session)
-        .header("content-type", "text/plain")
-        .body("{}")
-        .send();
+    let not_json = client.post(&url).bearer_auth(&session).header("content-type", "text/plain").body("{}").send();
     assert_eq!(not_json.await.unwrap().status(), 415);
 
     let output = running.stop();
-    assert!(
-        output.contains("authentication failed"),
-        "debug logging was on and the failures were logged"
-    );
+    assert!(output.contains("authentication failed"), "debug logging was on and the failures were logged");
     for secret in &must_not_appear {
-        assert!(
-            !output.contains(secret.as_str()),
-            "a secret or token appears in the output: {}…",
-            &secret[..8]
-        );
+        assert!(!output.contains(secret.as_str()), "a secret or token appears in the output: {}…", &secret[..8]);
     }
 
-    let lines: Vec<Value> = output
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let lines: Vec<Value> = output.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     let audits: Vec<&Value> = lines.iter().filter(|l| l["target"] == "audit").collect();
-    assert_eq!(
-        audits.len(),
-        minted.len(),
-        "one audit line per minted token"
-    );
+    assert_eq!(audits.len(), minted.len(), "one audit line per minted token");
     for (audit, token) in audits.iter().zip(&minted) {
         let (_, payload) = decode_token(token);
         assert_eq!(audit["jti"], payload["jti"]);
@@ -142,15 +95,9 @@ async fn no_secret_or_token_reaches_the_output_and_each_token_is_audited() {
         assert!(audit["ttl"].is_u64() && audit["grants"].is_string() && audit["rule"].is_string());
         assert!(!audit["request_id"].as_str().unwrap().is_empty());
     }
-    let finished: Vec<&Value> = lines
-        .iter()
-        .filter(|l| l["message"] == "finished processing request")
-        .collect();
+    let finished: Vec<&Value> = lines.iter().filter(|l| l["message"] == "finished processing request").collect();
     assert!(finished.len() >= 17, "every request was logged");
     for line in finished {
-        assert!(
-            !line["span"]["request_id"].as_str().unwrap_or("").is_empty(),
-            "request id in {line}"
-        );
+        assert!(!line["span"]["request_id"].as_str().unwrap_or("").is_empty(), "request id in {line}");
     }
 }

@@ -7,9 +7,8 @@ use crate::helpers::*;
 
 /// The Python with the official library: `TOKENMINT_TEST_PYTHON`, else `.venv/bin/python`.
 fn python() -> std::path::PathBuf {
-    let python = std::env::var("TOKENMINT_TEST_PYTHON")
-        .map(Into::into)
-        .unwrap_or_else(|_| repo_path(".venv/bin/python"));
+    let python =
+        std::env::var("TOKENMINT_TEST_PYTHON").map(Into::into).unwrap_or_else(|_| repo_path(".venv/bin/python"));
     assert!(
         python.exists(),
         "{} does not exist: run scripts/test, which creates .venv with Twilio's official `twilio` package",
@@ -64,9 +63,7 @@ async fn the_official_twilio_library_verifies_our_tokens_and_writes_the_same_gra
     ];
     let mut cases = Vec::new();
     for (name, credential, body, expected_grants) in requests {
-        let minted = app
-            .mint_ok(&credential, (!body.is_null()).then_some(body))
-            .await;
+        let minted = app.mint_ok(&credential, (!body.is_null()).then_some(body)).await;
         cases.push(json!({
             "name": name,
             "token": minted["token"],
@@ -84,18 +81,9 @@ async fn the_official_twilio_library_verifies_our_tokens_and_writes_the_same_gra
         .spawn()
         .expect("python starts");
     use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.to_string().as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(input.to_string().as_bytes()).unwrap();
     let output = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("4 passed, 0 failed"), "{stdout}");
 }

@@ -19,10 +19,7 @@ async fn mint_iss(client: &reqwest::Client, addr: std::net::SocketAddr) -> (Stri
         .await
         .unwrap();
     let token = response["token"].as_str().expect("minted").to_owned();
-    (
-        decode_token(&token).1["iss"].as_str().unwrap().to_owned(),
-        token,
-    )
+    (decode_token(&token).1["iss"].as_str().unwrap().to_owned(), token)
 }
 
 #[tokio::test]
@@ -56,10 +53,7 @@ async fn sighup_rotates_the_key_and_refuses_a_bad_one() {
         if iss == NEW_KEY_SID {
             break token;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the new key was not used within 5 s"
-        );
+        assert!(Instant::now() < deadline, "the new key was not used within 5 s");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     verify_token(&token, NEW_SECRET);
@@ -67,14 +61,8 @@ async fn sighup_rotates_the_key_and_refuses_a_bad_one() {
     std::fs::write(&key_file, ACCOUNT_SID).unwrap();
     running.signal("HUP");
     let deadline = Instant::now() + Duration::from_secs(5);
-    while !std::fs::read_to_string(&running.stdout_path)
-        .unwrap()
-        .contains("credential reload refused")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no log line for the refused reload"
-        );
+    while !std::fs::read_to_string(&running.stdout_path).unwrap().contains("credential reload refused") {
+        assert!(Instant::now() < deadline, "no log line for the refused reload");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let (iss, token) = mint_iss(&client, running.addr).await;

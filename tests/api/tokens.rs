@@ -7,52 +7,29 @@ use crate::helpers::*;
 #[tokio::test]
 async fn an_app_user_gets_a_token_for_an_allowed_room() {
     let app = spawn_app().await;
-    let body = app
-        .mint_ok(
-            &session_token("alice", &["user"]),
-            Some(json!({"grants": {"video": {"room": "standup"}}})),
-        )
-        .await;
+    let body =
+        app.mint_ok(&session_token("alice", &["user"]), Some(json!({"grants": {"video": {"room": "standup"}}}))).await;
 
     assert_eq!(body["identity"], "alice");
     assert_eq!(body["ttl"], 3600);
     assert_eq!(body["grants"], json!(["video"]));
     let (header, payload) = verify_token(body["token"].as_str().unwrap(), API_SECRET);
-    assert_eq!(
-        header,
-        json!({"alg": "HS256", "typ": "JWT", "cty": "twilio-fpa;v=1"})
-    );
-    assert_eq!(
-        payload["grants"],
-        json!({"identity": "alice", "video": {"room": "standup"}})
-    );
+    assert_eq!(header, json!({"alg": "HS256", "typ": "JWT", "cty": "twilio-fpa;v=1"}));
+    assert_eq!(payload["grants"], json!({"identity": "alice", "video": {"room": "standup"}}));
     assert_eq!(payload["iss"], KEY_SID);
     assert_eq!(payload["sub"], ACCOUNT_SID);
     let iat = payload["iat"].as_u64().unwrap();
     assert_eq!(payload["exp"].as_u64().unwrap(), iat + 3600);
     assert!(payload.get("nbf").is_none(), "no nbf unless configured");
-    assert!(
-        payload["jti"]
-            .as_str()
-            .unwrap()
-            .starts_with(&format!("{KEY_SID}-{iat}-"))
-    );
+    assert!(payload["jti"].as_str().unwrap().starts_with(&format!("{KEY_SID}-{iat}-")));
     let expires_at = humantime::parse_rfc3339(body["expires_at"].as_str().unwrap()).unwrap();
-    assert_eq!(
-        expires_at
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-        iat + 3600
-    );
+    assert_eq!(expires_at.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(), iat + 3600);
 }
 
 #[tokio::test]
 async fn the_response_is_json_and_never_cached() {
     let app = spawn_app().await;
-    let response = app
-        .post_token(Some(&session_token("alice", &["user"])), None)
-        .await;
+    let response = app.post_token(Some(&session_token("alice", &["user"])), None).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");
     assert_eq!(response.headers()["cache-control"], "no-store");
@@ -86,10 +63,7 @@ async fn voice_gets_the_policy_application_and_the_client_push_credential() {
         payload["grants"]["voice"],
         json!({"incoming": {"allow": true}, "outgoing": {"application_sid": APP_SID}, "push_credential_sid": push, "endpoint_id": "alice-ios"})
     );
-    assert_eq!(
-        payload["exp"].as_u64().unwrap() - payload["iat"].as_u64().unwrap(),
-        600
-    );
+    assert_eq!(payload["exp"].as_u64().unwrap() - payload["iat"].as_u64().unwrap(), 600);
 }
 
 #[tokio::test]
@@ -115,22 +89,13 @@ async fn a_backend_key_acts_on_behalf_of_an_identity_with_every_grant() {
     let (_, payload) = verify_token(body["token"].as_str().unwrap(), API_SECRET);
     let grants = &payload["grants"];
     assert_eq!(grants["identity"], "bob");
-    assert_eq!(
-        grants["voice"]["outgoing"],
-        json!({"application_sid": APP_SID, "params": {"to": "+15005550006"}})
-    );
-    assert_eq!(
-        grants["data_sync"],
-        json!({"service_sid": "IS44444444444444444444444444444444"})
-    );
+    assert_eq!(grants["voice"]["outgoing"], json!({"application_sid": APP_SID, "params": {"to": "+15005550006"}}));
+    assert_eq!(grants["data_sync"], json!({"service_sid": "IS44444444444444444444444444444444"}));
     assert_eq!(
         grants["task_router"],
         json!({"workspace_sid": "WS66666666666666666666666666666666", "worker_sid": "WK77777777777777777777777777777777", "role": "worker"})
     );
-    assert_eq!(
-        body["grants"],
-        json!(["voice", "video", "chat", "sync", "task_router"])
-    );
+    assert_eq!(body["grants"], json!(["voice", "video", "chat", "sync", "task_router"]));
 }
 
 #[tokio::test]
@@ -143,18 +108,12 @@ async fn a_backend_key_without_an_identity_mints_for_itself() {
 
 #[tokio::test]
 async fn a_region_adds_the_twr_header_and_nbf_is_written_only_when_configured() {
-    let app = spawn_app_with(&[
-        ("TOKENMINT__TOKEN__REGION", "ie1"),
-        ("TOKENMINT__TOKEN__NBF_BACKDATE_SECS", "60"),
-    ])
-    .await;
+    let app =
+        spawn_app_with(&[("TOKENMINT__TOKEN__REGION", "ie1"), ("TOKENMINT__TOKEN__NBF_BACKDATE_SECS", "60")]).await;
     let body = app.mint_ok(&session_token("alice", &["user"]), None).await;
     let (header, payload) = verify_token(body["token"].as_str().unwrap(), API_SECRET);
     assert_eq!(header["twr"], "ie1");
-    assert_eq!(
-        payload["nbf"].as_u64().unwrap(),
-        payload["iat"].as_u64().unwrap() - 60
-    );
+    assert_eq!(payload["nbf"].as_u64().unwrap(), payload["iat"].as_u64().unwrap() - 60);
 }
 
 #[tokio::test]
@@ -165,10 +124,7 @@ async fn every_token_has_its_own_jti() {
     for _ in 0..20 {
         let body = app.mint_ok(&session, None).await;
         let (_, payload) = decode_token(body["token"].as_str().unwrap());
-        assert!(
-            seen.insert(payload["jti"].as_str().unwrap().to_owned()),
-            "jti repeated"
-        );
+        assert!(seen.insert(payload["jti"].as_str().unwrap().to_owned()), "jti repeated");
     }
 }
 

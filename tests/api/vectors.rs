@@ -6,8 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 use tokenmint::credentials::TwilioCredentials;
 use tokenmint::token::{
-    ChatGrant, Grants, SyncGrant, TaskRouterGrant, TokenMinter, TokenSettings, TokenSpec,
-    VideoGrant, VoiceGrant,
+    ChatGrant, Grants, SyncGrant, TaskRouterGrant, TokenMinter, TokenSettings, TokenSpec, VideoGrant, VoiceGrant,
 };
 
 use crate::helpers::{repo_path, verify_token};
@@ -17,10 +16,7 @@ fn vectors() -> Value {
         .map(Into::into)
         .unwrap_or_else(|_| repo_path("../shared/vectors/access-tokens.json"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{} cannot be read ({e}): set TOKENMINT_VECTORS to the vectors file",
-            path.display()
-        )
+        panic!("{} cannot be read ({e}): set TOKENMINT_VECTORS to the vectors file", path.display())
     });
     serde_json::from_str(&text).unwrap()
 }
@@ -34,28 +30,22 @@ fn grants_from(input: &Value) -> Grants {
     let object = |v: &Value| v.as_object().cloned();
     Grants {
         voice: input.get("voice").map(|g| VoiceGrant {
-            incoming_allow: g
-                .get("incoming_allow")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
+            incoming_allow: g.get("incoming_allow").and_then(Value::as_bool).unwrap_or(false),
             outgoing_application_sid: text(g, "outgoing_application_sid"),
             outgoing_application_params: g.get("outgoing_application_params").and_then(object),
             push_credential_sid: text(g, "push_credential_sid"),
             endpoint_id: text(g, "endpoint_id"),
         }),
-        video: input.get("video").map(|g| VideoGrant {
-            room: text(g, "room"),
-        }),
+        video: input.get("video").map(|g| VideoGrant { room: text(g, "room") }),
         chat: input.get("chat").map(|g| ChatGrant {
             service_sid: text(g, "service_sid"),
             endpoint_id: text(g, "endpoint_id"),
             deployment_role_sid: text(g, "deployment_role_sid"),
             push_credential_sid: text(g, "push_credential_sid"),
         }),
-        sync: input.get("sync").map(|g| SyncGrant {
-            service_sid: text(g, "service_sid"),
-            endpoint_id: text(g, "endpoint_id"),
-        }),
+        sync: input
+            .get("sync")
+            .map(|g| SyncGrant { service_sid: text(g, "service_sid"), endpoint_id: text(g, "endpoint_id") }),
         task_router: input.get("task_router").map(|g| TaskRouterGrant {
             workspace_sid: text(g, "workspace_sid"),
             worker_sid: text(g, "worker_sid"),
@@ -79,11 +69,7 @@ fn every_vector_decodes_to_the_official_header_and_payload() {
             api_key_sid: input["key_sid"].as_str().unwrap().into(),
             api_secret: SecretString::from(secret),
         };
-        let settings = TokenSettings {
-            default_ttl_secs: 3600,
-            region: text(input, "region"),
-            nbf_backdate_secs: None,
-        };
+        let settings = TokenSettings { default_ttl_secs: 3600, region: text(input, "region"), nbf_backdate_secs: None };
         let spec = TokenSpec {
             identity: input["identity"].as_str().unwrap().into(),
             ttl_secs: input["ttl"].as_u64().unwrap() as u32,
@@ -92,22 +78,15 @@ fn every_vector_decodes_to_the_official_header_and_payload() {
             not_before: input["nbf"].as_u64(),
         };
         let issued_at = input["issued_at"].as_u64().unwrap();
-        let minted = TokenMinter::new(&credentials, &settings)
-            .mint(&spec, issued_at)
-            .unwrap();
+        let minted = TokenMinter::new(&credentials, &settings).mint(&spec, issued_at).unwrap();
 
         let (header, mut payload) = verify_token(minted.token.expose_secret(), secret);
         let expected = &case["node"];
         assert_eq!(header, expected["header"], "{name}: header");
         let official_jti = expected["payload"]["jti"].as_str().unwrap();
         let ours = payload["jti"].as_str().unwrap().to_owned();
-        let suffix = ours
-            .strip_prefix(&format!("{official_jti}-"))
-            .unwrap_or_else(|| panic!("{name}: jti {ours}"));
-        assert!(
-            suffix.len() >= 16 && suffix.bytes().all(|b| b.is_ascii_hexdigit()),
-            "{name}: jti suffix {suffix}"
-        );
+        let suffix = ours.strip_prefix(&format!("{official_jti}-")).unwrap_or_else(|| panic!("{name}: jti {ours}"));
+        assert!(suffix.len() >= 16 && suffix.bytes().all(|b| b.is_ascii_hexdigit()), "{name}: jti suffix {suffix}");
         payload["jti"] = Value::String(official_jti.into());
         assert_eq!(payload, expected["payload"], "{name}: payload");
     }
@@ -123,11 +102,6 @@ fn the_python_variant_differs_from_node_only_as_the_notes_say() {
             map.remove("nbf");
             map
         };
-        assert_eq!(
-            strip(&case["python"]["payload"]),
-            strip(&case["node"]["payload"]),
-            "{}",
-            case["name"]
-        );
+        assert_eq!(strip(&case["python"]["payload"]), strip(&case["node"]["payload"]), "{}", case["name"]);
     }
 }

@@ -39,10 +39,7 @@ pub struct Status {
 
 #[utoipa::path(get, path = "/livez", responses((status = 200, body = Status)))]
 pub async fn livez() -> Json<Status> {
-    Json(Status {
-        status: "ok",
-        key_sid: None,
-    })
+    Json(Status { status: "ok", key_sid: None })
 }
 
 #[utoipa::path(
@@ -57,8 +54,5 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiEr
     if state.health.is_draining() {
         return Err(ApiError::Unavailable("shutting down"));
     }
-    Ok(Json(Status {
-        status: "ready",
-        key_sid: Some(state.minter.current().key_sid().to_owned()),
-    }))
+    Ok(Json(Status { status: "ready", key_sid: Some(state.minter.current().key_sid().to_owned()) }))
 }

@@ -11,8 +11,8 @@ use utoipa::{Modify, OpenApi};
 use super::{health, tokens};
 use crate::error::Problem;
 use crate::policy::{
-    ChatRequest, OutgoingRequest, RequestedGrants, SyncRequest, TaskRouterRequest, TokenRequest,
-    VideoRequest, VoiceRequest,
+    ChatRequest, OutgoingRequest, RequestedGrants, SyncRequest, TaskRouterRequest, TokenRequest, VideoRequest,
+    VoiceRequest,
 };
 
 #[derive(OpenApi)]
@@ -32,18 +32,12 @@ struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
     }
 }
 
-static DOCUMENT: LazyLock<String> = LazyLock::new(|| {
-    ApiDoc::openapi()
-        .to_json()
-        .expect("the OpenAPI document always serializes")
-});
+static DOCUMENT: LazyLock<String> =
+    LazyLock::new(|| ApiDoc::openapi().to_json().expect("the OpenAPI document always serializes"));
 
 #[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "This document")))]
 pub async fn openapi_json() -> impl IntoResponse {
