@@ -38,7 +38,10 @@ pub enum ApiError {
     /// 415.
     #[error("the request body must be JSON, sent with Content-Type: application/json")]
     UnsupportedMediaType,
-    /// 503: not ready, shutting down, or too slow.
+    /// 429: a rate limit refused it.
+    #[error(transparent)]
+    RateLimited(#[from] crate::ratelimit::Limited),
+    /// 503: not ready, shutting down, at capacity, or too slow.
     #[error("{0}")]
     Unavailable(&'static str),
     /// 500: a bug; the detail is logged, the client sees a generic message.
@@ -68,6 +71,7 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -83,6 +87,7 @@ impl ApiError {
             Self::MethodNotAllowed => "method-not-allowed",
             Self::PayloadTooLarge { .. } => "payload-too-large",
             Self::UnsupportedMediaType => "unsupported-media-type",
+            Self::RateLimited(_) => "rate-limited",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -144,6 +149,10 @@ impl IntoResponse for ApiError {
             }
             Self::Unavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
+            }
+            Self::RateLimited(limited) => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(limited.retry_after_secs));
+                return crate::http::with_rate_limit_fields(response, &limited.fields);
             }
             _ => {}
         }

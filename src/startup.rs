@@ -12,7 +12,9 @@ use crate::config::Settings;
 use crate::config::env::EnvVars;
 use crate::credentials::{ACCOUNT_SID_VAR, API_KEY_VAR, TwilioCredentials};
 use crate::http::{AppState, Health, admin_router, api_router};
+use crate::metrics::Metrics;
 use crate::policy::Policy;
+use crate::ratelimit::RateLimiter;
 use crate::token::{SharedMinter, TokenMinter};
 
 /// Everything the service needs, validated.
@@ -21,6 +23,7 @@ pub struct Runtime {
     pub credentials: TwilioCredentials,
     pub authenticator: Authenticator,
     pub policy: Policy,
+    pub limiter: RateLimiter,
 }
 
 impl Runtime {
@@ -29,9 +32,8 @@ impl Runtime {
     /// loopback.
     pub fn assemble(settings: Settings, env: &EnvVars, dev: bool) -> Result<Self, Vec<String>> {
         let mut problems = settings.token.problems();
-        if settings.server.body_limit_bytes == 0 || settings.server.request_timeout_ms == 0 {
-            problems.push("server.body_limit_bytes and server.request_timeout_ms must be above 0".into());
-        }
+        problems.extend(settings.server.problems());
+        problems.extend(settings.cors.problems());
         if dev {
             for (key, addr) in
                 [("server.listen", settings.server.listen), ("server.admin_listen", settings.server.admin_listen)]
@@ -53,9 +55,10 @@ impl Runtime {
         let policy = Policy::from_settings(&settings.policy, settings.token.default_ttl_secs)
             .map_err(|mut p| problems.append(&mut p))
             .ok();
-        match (credentials, authenticator, policy) {
-            (Some(credentials), Some(authenticator), Some(policy)) if problems.is_empty() => {
-                Ok(Self { settings, credentials, authenticator, policy })
+        let limiter = RateLimiter::from_settings(&settings.rate_limit).map_err(|mut p| problems.append(&mut p)).ok();
+        match (credentials, authenticator, policy, limiter) {
+            (Some(credentials), Some(authenticator), Some(policy), Some(limiter)) if problems.is_empty() => {
+                Ok(Self { settings, credentials, authenticator, policy, limiter })
             }
             _ => Err(problems),
         }
@@ -73,7 +76,7 @@ pub struct Application {
 impl Application {
     /// Binds both listeners (port 0 picks a free port, as tests do).
     pub async fn build(runtime: Runtime) -> std::io::Result<Self> {
-        let Runtime { settings, credentials, authenticator, policy } = runtime;
+        let Runtime { settings, credentials, authenticator, policy, limiter } = runtime;
         let public = bind("server.listen", settings.server.listen).await?;
         let admin = bind("server.admin_listen", settings.server.admin_listen).await?;
         let state = AppState {
@@ -81,6 +84,9 @@ impl Application {
             policy: Arc::new(policy),
             minter: Arc::new(SharedMinter::new(TokenMinter::new(&credentials, &settings.token))),
             health: Arc::new(Health::default()),
+            limiter: Arc::new(limiter),
+            metrics: Metrics::new(),
+            trusted_proxies: Arc::new(settings.server.trusted_proxies.clone()),
             body_limit_bytes: settings.server.body_limit_bytes,
         };
         Ok(Self { public, admin, state, settings })
@@ -115,20 +121,44 @@ impl Application {
                 let _ = rx.wait_for(|stop| *stop).await;
             }
         };
-        tracing::info!(public = %self.public_addr(), admin = %self.admin_addr(), key_sid = %self.state.minter.current().key_sid(), "listening");
-        let public = axum::serve(
+        tracing::info!(
+            public = %self.public_addr(),
+            admin = %self.admin_addr(),
+            key_sid = %self.state.minter.current().key_sid(),
+            "listening"
+        );
+        let eviction = spawn_eviction(&self.state, self.settings.rate_limit.eviction_interval_secs);
+        let server = &self.settings.server;
+        let public = crate::http::server::serve(
             self.public,
-            api_router(self.state.clone(), &self.settings.server).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stopped());
-        let admin = axum::serve(
+            api_router(self.state.clone(), server, &self.settings.cors),
+            server.header_read_timeout(),
+            stopped(),
+        );
+        let admin = crate::http::server::serve(
             self.admin,
-            admin_router(self.state.clone(), &self.settings.server).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stopped());
-        let (public, admin) = tokio::join!(public, admin);
-        public.and(admin)
+            admin_router(self.state.clone(), server),
+            server.header_read_timeout(),
+            stopped(),
+        );
+        tokio::join!(public, admin);
+        eviction.abort();
+        Ok(())
     }
+}
+
+/// Drops stale rate-limit keys on a schedule, so memory stays bounded.
+fn spawn_eviction(state: &AppState, interval_secs: u64) -> tokio::task::JoinHandle<()> {
+    let limiter = state.limiter.clone();
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(std::time::Duration::from_secs(interval_secs));
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            interval.tick().await;
+            let tracked = limiter.evict_stale();
+            tracing::debug!(tracked, "evicted stale rate-limit keys");
+        }
+    })
 }
 
 async fn bind(key: &str, addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -168,12 +198,14 @@ pub fn reload_credentials_on_sighup(
 ) -> std::io::Result<()> {
     let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let minter = state.minter.clone();
+    let reloads = state.metrics.credential_reloads.clone();
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
             let current = minter.current().key_sid().to_owned();
             match TwilioCredentials::from_env(&EnvVars::from_process()) {
                 Ok(credentials) => {
                     minter.replace(TokenMinter::new(&credentials, &token_settings));
+                    reloads.with_label_values(&["success"]).inc();
                     tracing::info!(key_sid = %credentials.api_key_sid, previous_key_sid = %current, "credentials reloaded");
                 }
                 Err(e) => {

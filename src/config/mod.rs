@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthSettings;
 use crate::policy::PolicySettings;
+use crate::ratelimit::RateLimitSettings;
 use crate::token::TokenSettings;
 use env::EnvVars;
 
@@ -27,6 +28,8 @@ pub struct Settings {
     pub server: ServerSettings,
     pub token: TokenSettings,
     pub log: LogSettings,
+    pub cors: CorsSettings,
+    pub rate_limit: RateLimitSettings,
     #[serde(default)]
     pub auth: AuthSettings,
     #[serde(default)]
@@ -45,12 +48,76 @@ pub struct ServerSettings {
     pub body_limit_bytes: usize,
     /// A request still running after this many milliseconds gets a 503.
     pub request_timeout_ms: u64,
+    /// A connection that has not sent a whole request head within this many milliseconds is
+    /// closed (slow-header clients must not hold connections open).
+    pub header_read_timeout_ms: u64,
+    /// Requests handled at once; beyond it requests are refused at once with 503 (shed), not
+    /// queued.
+    pub max_concurrent_requests: usize,
+    /// Peers (addresses or CIDR blocks) whose `Forwarded` / `X-Forwarded-For` is believed when
+    /// finding the client IP; from anyone else the socket address is the client.
+    #[serde(default)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl ServerSettings {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
     }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+
+    /// Every problem with this section, as sentences naming the key.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (key, value) in [
+            ("server.body_limit_bytes", self.body_limit_bytes as u64),
+            ("server.request_timeout_ms", self.request_timeout_ms),
+            ("server.header_read_timeout_ms", self.header_read_timeout_ms),
+            ("server.max_concurrent_requests", self.max_concurrent_requests as u64),
+        ] {
+            if value == 0 {
+                problems.push(format!("{key} must be above 0"));
+            }
+        }
+        problems
+    }
+}
+
+/// The `[cors]` section: which browser origins may call the API.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsSettings {
+    /// Exact origins (`https://app.example.com`, no path, no `*`); empty: no cross-origin access.
+    pub allowed_origins: Vec<String>,
+    /// How long a browser may cache a preflight answer, in seconds.
+    pub max_age_secs: u64,
+}
+
+impl CorsSettings {
+    /// Every problem with this section, as sentences naming the key.
+    pub fn problems(&self) -> Vec<String> {
+        self.allowed_origins
+            .iter()
+            .filter(|origin| !is_exact_origin(origin))
+            .map(|origin| {
+                format!(
+                    "cors.allowed_origins: {origin:?} is not an exact origin: write scheme://host[:port] with no path, such as \"https://app.example.com\" (a wildcard would let any site mint tokens with a user's credential)"
+                )
+            })
+            .collect()
+    }
+}
+
+fn is_exact_origin(origin: &str) -> bool {
+    let Some(rest) = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://")) else {
+        return false;
+    };
+    !rest.is_empty()
+        && rest.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+        && axum::http::HeaderValue::from_str(origin).is_ok()
 }
 
 /// The `[log]` section. `RUST_LOG`, when set, overrides `filter`.
@@ -118,6 +185,20 @@ mod tests {
         let env: EnvVars = [("TOKENMINT__SERVER__LISTN", "0.0.0.0:9999")].into_iter().collect();
         let err = Settings::load(None, false, &env).unwrap_err();
         assert!(err.contains("listn"), "{err}");
+    }
+
+    #[test]
+    fn origins_must_be_exact() {
+        let cors = |origins: &[&str]| CorsSettings {
+            allowed_origins: origins.iter().map(|o| o.to_string()).collect(),
+            max_age_secs: 1,
+        };
+        assert!(cors(&["https://app.example.com", "http://127.0.0.1:3000", "http://[::1]:8080"]).problems().is_empty());
+        for bad in
+            ["*", "https://*.example.com", "https://app.example.com/", "app.example.com", "https://a.com/path", "null"]
+        {
+            assert_eq!(cors(&[bad]).problems().len(), 1, "{bad}");
+        }
     }
 
     #[test]

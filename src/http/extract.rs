@@ -1,44 +1,13 @@
-//! Extractors: the authenticated principal and the JSON body, each failing as an [`ApiError`].
+//! Extractors: the JSON body, failing as an [`ApiError`] (415, 413 or 400).
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
-use axum::http::request::Parts;
+use axum::http::header::CONTENT_TYPE;
 use serde::de::DeserializeOwned;
 
 use super::AppState;
-use crate::auth::{AuthError, Principal, bearer_credential};
 use crate::error::ApiError;
-
-/// The caller, verified from its `Authorization: Bearer` credential.
-pub struct Authenticated(pub Principal);
-
-impl FromRequestParts<AppState> for Authenticated {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .map(|value| value.to_str().map_err(|_| AuthError::Malformed))
-            .transpose()?;
-        let result = match bearer_credential(header) {
-            Ok(credential) => state.authenticator.authenticate(credential).await,
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(principal) => {
-                tracing::Span::current().record("identity", principal.identity.as_str());
-                Ok(Self(principal))
-            }
-            Err(e) => {
-                tracing::info!(reason = e.reason(), "authentication failed");
-                Err(e.into())
-            }
-        }
-    }
-}
 
 /// A JSON body; an empty body is `T::default()` ("the policy's defaults"). Content type,
 /// size and syntax failures become 415, 413 and 400 problems.

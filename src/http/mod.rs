@@ -1,9 +1,12 @@
-//! The HTTP edge: application state, the public and admin routers, and the extractors that
-//! turn requests into domain types. The only module (with `error`) that knows about axum.
+//! The HTTP edge: application state, the public and admin routers, the tower stack, the
+//! accept loop, and the extractors that turn requests into domain types. The only module
+//! (with `error`) that knows about axum.
 
+mod client_ip;
 mod extract;
 mod layers;
 pub mod routes;
+pub mod server;
 
 use std::sync::Arc;
 
@@ -11,35 +14,43 @@ use axum::Router;
 use axum::routing::{get, post};
 
 use crate::auth::Authenticator;
-use crate::config::ServerSettings;
+use crate::config::{CorsSettings, ServerSettings};
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::policy::Policy;
+use crate::ratelimit::RateLimiter;
 use crate::token::SharedMinter;
+pub use client_ip::ClientIp;
+pub use layers::with_rate_limit_fields;
 pub use routes::health::Health;
 
-/// What every handler can reach. Cheap to clone: every field is shared.
+/// What every handler and layer can reach. Cheap to clone: every field is shared.
 #[derive(Clone)]
 pub struct AppState {
     pub authenticator: Arc<Authenticator>,
     pub policy: Arc<Policy>,
     pub minter: Arc<SharedMinter>,
     pub health: Arc<Health>,
+    pub limiter: Arc<RateLimiter>,
+    pub metrics: Metrics,
+    /// Peers whose forwarding headers name the client.
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
     /// Largest accepted body, for the 413 message.
     pub body_limit_bytes: usize,
 }
 
 /// The public listener's routes.
-pub fn api_router(state: AppState, server: &ServerSettings) -> Router {
-    let router = Router::new()
-        .route("/v1/tokens", post(routes::tokens::mint_token))
-        .route("/openapi.json", get(routes::openapi::openapi_json))
-        .merge(probe_routes());
-    layers::apply(finish(router, state), server)
+pub fn api_router(state: AppState, server: &ServerSettings, cors: &CorsSettings) -> Router {
+    let tokens = layers::token_route(Router::new().route("/v1/tokens", post(routes::tokens::mint_token)), &state);
+    let router =
+        Router::new().merge(tokens).route("/openapi.json", get(routes::openapi::openapi_json)).merge(probe_routes());
+    layers::common(finish(router, state.clone()), &state, server, Some(cors))
 }
 
-/// The admin listener's routes: probes here, so the public ingress need not expose them.
+/// The admin listener's routes: probes and metrics, kept off the public ingress.
 pub fn admin_router(state: AppState, server: &ServerSettings) -> Router {
-    layers::apply(finish(probe_routes(), state), server)
+    let router = probe_routes().route("/metrics", get(routes::health::metrics));
+    layers::common(finish(router, state.clone()), &state, server, None)
 }
 
 fn probe_routes() -> Router<AppState> {

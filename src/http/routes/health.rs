@@ -1,10 +1,12 @@
-//! Probes. `/livez`: the process answers. `/readyz`: it can mint (credentials loaded) and is
+//! Probes and metrics. `/livez`: the process answers. `/readyz`: it can mint (credentials loaded) and is
 //! not draining; it turns 503 the moment shutdown begins, so the load balancer stops sending.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -55,4 +57,9 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiEr
         return Err(ApiError::Unavailable("shutting down"));
     }
     Ok(Json(Status { status: "ready", key_sid: Some(state.minter.current().key_sid().to_owned()) }))
+}
+
+/// `GET /metrics` (admin listener only): Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
 }

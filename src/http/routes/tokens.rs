@@ -1,17 +1,16 @@
 //! `POST /v1/tokens`: authenticate, decide, mint, audit.
 
-use std::net::SocketAddr;
-
-use axum::Json;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
+use axum::{Extension, Json};
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
-use crate::http::AppState;
-use crate::http::extract::{Authenticated, JsonBody};
+use crate::http::extract::JsonBody;
+use crate::http::{AppState, ClientIp};
 use crate::policy::TokenRequest;
 use crate::token::{rfc3339, unix_now};
 
@@ -45,21 +44,27 @@ pub struct TokenResponse {
         (status = 403, description = "The policy does not allow this grant, room, identity or ttl", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body larger than the limit", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Rate limited (with Retry-After, RateLimit and RateLimit-Policy)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Not ready or overloaded", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
 pub async fn mint_token(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientIp(client_ip)): Extension<ClientIp>,
+    Extension(principal): Extension<Principal>,
     headers: HeaderMap,
-    Authenticated(principal): Authenticated,
     JsonBody(request): JsonBody<TokenRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     let decision = state.policy.decide(&principal, &request)?;
     let minter = state.minter.current();
+    let timer = state.metrics.mint_duration.start_timer();
     let minted = minter.mint(&decision.spec, unix_now())?;
+    timer.observe_duration();
     let grants = decision.spec.grants.names();
+    for grant in &grants {
+        state.metrics.tokens_issued.with_label_values(&[grant]).inc();
+    }
     tracing::info!(
         target: "audit",
         request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or(""),
@@ -70,7 +75,7 @@ pub async fn mint_token(
         ttl = decision.spec.ttl_secs,
         jti = %minted.jti,
         key_sid = %minted.key_sid,
-        client_ip = %peer.ip(),
+        %client_ip,
         "token minted"
     );
     Ok(Json(TokenResponse {
