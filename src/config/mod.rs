@@ -157,6 +157,9 @@ impl Settings {
         let overrides = config::Environment::with_prefix("TOKENMINT")
             .separator("__")
             .try_parsing(true)
+            .list_separator(",")
+            .with_list_parse_key("server.trusted_proxies")
+            .with_list_parse_key("cors.allowed_origins")
             .source(Some(env.as_map().clone()));
         builder
             .add_source(overrides)
@@ -178,6 +181,19 @@ mod tests {
         assert_eq!(settings.server.listen.port(), 9999);
         assert_eq!(settings.server.body_limit_bytes, 16 * 1024);
         assert_eq!(settings.token.default_ttl_secs, 3600);
+    }
+
+    #[test]
+    fn lists_come_from_comma_separated_variables() {
+        let env: EnvVars = [
+            ("TOKENMINT__SERVER__TRUSTED_PROXIES", "10.0.0.0/8,192.0.2.1/32"),
+            ("TOKENMINT__CORS__ALLOWED_ORIGINS", "https://a.example,https://b.example"),
+        ]
+        .into_iter()
+        .collect();
+        let settings = Settings::load(None, false, &env).unwrap();
+        assert_eq!(settings.server.trusted_proxies.len(), 2);
+        assert_eq!(settings.cors.allowed_origins, ["https://a.example", "https://b.example"]);
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! Black-box tests: the real service on random loopback ports, spoken to over HTTP, with every
 //! token verified independently of the code that minted it.
 
+mod browser;
 mod cli;
 mod errors;
 mod health;
 mod helpers;
+mod layers;
 mod leaks;
 mod official_library;
 mod reload;
