@@ -40,7 +40,7 @@ pub enum ApiError {
     UnsupportedMediaType,
     /// 429: a rate limit refused it.
     #[error(transparent)]
-    RateLimited(#[from] crate::ratelimit::Limited),
+    RateLimited(crate::ratelimit::Limited),
     /// 503: not ready, shutting down, at capacity, or too slow.
     #[error("{0}")]
     Unavailable(&'static str),
@@ -106,6 +106,17 @@ impl From<PolicyError> for ApiError {
         match e {
             PolicyError::Invalid(reason) => Self::BadRequest(reason),
             PolicyError::Forbidden(reason) => Self::Forbidden(reason),
+        }
+    }
+}
+
+impl From<crate::ratelimit::RateLimitError> for ApiError {
+    fn from(e: crate::ratelimit::RateLimitError) -> Self {
+        match e {
+            crate::ratelimit::RateLimitError::Limited(limited) => Self::RateLimited(limited),
+            crate::ratelimit::RateLimitError::StoreUnavailable => {
+                Self::Unavailable("the shared rate-limit store is unreachable; retry shortly")
+            }
         }
     }
 }

@@ -110,6 +110,11 @@ impl Metrics {
         }
     }
 
+    /// Adds series owned by another module (e.g. the rate-limit store's).
+    pub fn register(&self, collector: Box<dyn prometheus::core::Collector>) {
+        self.registry.register(collector).expect("each collector is registered once");
+    }
+
     /// The Prometheus text exposition of every series.
     pub fn render(&self) -> String {
         let mut buffer = Vec::new();

@@ -55,7 +55,8 @@ impl Runtime {
         let policy = Policy::from_settings(&settings.policy, settings.token.default_ttl_secs)
             .map_err(|mut p| problems.append(&mut p))
             .ok();
-        let limiter = RateLimiter::from_settings(&settings.rate_limit).map_err(|mut p| problems.append(&mut p)).ok();
+        let limiter =
+            RateLimiter::from_settings(&settings.rate_limit, env).map_err(|mut p| problems.append(&mut p)).ok();
         match (credentials, authenticator, policy, limiter) {
             (Some(credentials), Some(authenticator), Some(policy), Some(limiter)) if problems.is_empty() => {
                 Ok(Self { settings, credentials, authenticator, policy, limiter })
@@ -79,13 +80,17 @@ impl Application {
         let Runtime { settings, credentials, authenticator, policy, limiter } = runtime;
         let public = bind("server.listen", settings.server.listen).await?;
         let admin = bind("server.admin_listen", settings.server.admin_listen).await?;
+        let metrics = Metrics::new();
+        for collector in limiter.shared_store().map(|store| store.collectors()).unwrap_or_default() {
+            metrics.register(collector);
+        }
         let state = AppState {
             authenticator: Arc::new(authenticator),
             policy: Arc::new(policy),
             minter: Arc::new(SharedMinter::new(TokenMinter::new(&credentials, &settings.token))),
             health: Arc::new(Health::default()),
+            metrics,
             limiter: Arc::new(limiter),
-            metrics: Metrics::new(),
             trusted_proxies: Arc::new(settings.server.trusted_proxies.clone()),
             body_limit_bytes: settings.server.body_limit_bytes,
         };
@@ -147,16 +152,25 @@ impl Application {
     }
 }
 
-/// Drops stale rate-limit keys on a schedule, so memory stays bounded.
+/// Rate-limit upkeep: drops stale in-memory keys on a schedule (so memory stays bounded) and,
+/// with a shared store, PINGs it every second so an outage and a recovery are noticed.
 fn spawn_eviction(state: &AppState, interval_secs: u64) -> tokio::task::JoinHandle<()> {
     let limiter = state.limiter.clone();
     tokio::spawn(async move {
-        let mut interval = tokio::time::interval(std::time::Duration::from_secs(interval_secs));
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut probe = tokio::time::interval(std::time::Duration::from_secs(1));
+        probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut since_eviction = 0;
         loop {
-            interval.tick().await;
-            let tracked = limiter.evict_stale();
-            tracing::debug!(tracked, "evicted stale rate-limit keys");
+            probe.tick().await;
+            if let Some(store) = limiter.shared_store() {
+                store.probe().await;
+            }
+            since_eviction += 1;
+            if since_eviction >= interval_secs {
+                since_eviction = 0;
+                let tracked = limiter.evict_stale();
+                tracing::debug!(tracked, "evicted stale rate-limit keys");
+            }
         }
     })
 }

@@ -33,7 +33,7 @@ use crate::auth::{AuthError, bearer_credential};
 use crate::config::{CorsSettings, ServerSettings};
 use crate::error::ApiError;
 use crate::metrics::{Metrics, method_label};
-use crate::ratelimit::RateLimitFields;
+use crate::ratelimit::{RateLimitError, RateLimitFields};
 
 const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
@@ -129,9 +129,7 @@ async fn limit_per_ip(State(state): State<AppState>, request: Request, next: Nex
     let Some(ClientIp(ip)) = request.extensions().get::<ClientIp>().copied() else {
         return Ok(next.run(request).await);
     };
-    let fields = state.limiter.check_ip(route, ip).inspect_err(|limited| {
-        state.metrics.rate_limited.with_label_values(&[limited.scope.label()]).inc();
-    })?;
+    let fields = state.limiter.check_ip(route, ip).await.inspect_err(|e| count_refusal(&state.metrics, e))?;
     Ok(with_rate_limit_fields(next.run(request).await, &fields))
 }
 
@@ -161,10 +159,15 @@ async fn limit_per_identity(State(state): State<AppState>, request: Request, nex
         return Err(ApiError::Internal("the identity limit ran before authentication".into()));
     };
     let key = format!("{}:{}", principal.source, principal.identity);
-    let fields = state.limiter.check_identity(&key, &principal.roles).inspect_err(|limited| {
-        state.metrics.rate_limited.with_label_values(&[limited.scope.label()]).inc();
-    })?;
+    let fields =
+        state.limiter.check_identity(&key, &principal.roles).await.inspect_err(|e| count_refusal(&state.metrics, e))?;
     Ok(with_rate_limit_fields(next.run(request).await, &fields))
+}
+
+fn count_refusal(metrics: &Metrics, error: &RateLimitError) {
+    if let RateLimitError::Limited(limited) = error {
+        metrics.rate_limited.with_label_values(&[limited.scope.label()]).inc();
+    }
 }
 
 /// Adds one quota's members to the `RateLimit-Policy` and `RateLimit` list fields.

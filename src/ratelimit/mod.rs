@@ -8,6 +8,7 @@
 //! so that one host cannot spray addresses to dodge its limit or grow the table.
 
 mod memory;
+mod redis;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -15,6 +16,9 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 pub use memory::KeyedLimiter;
+pub use redis::{OnError, RedisSettings, RedisStore};
+
+use crate::config::env::EnvVars;
 
 /// The `[rate_limit]` section.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -32,6 +36,37 @@ pub struct RateLimitSettings {
     pub roles: BTreeMap<String, QuotaSettings>,
     /// How often stale keys are evicted from memory, in seconds.
     pub eviction_interval_secs: u64,
+    /// `memory` (each replica counts alone) or `redis` (every replica shares one count).
+    pub store: StoreKind,
+    /// The shared store, used when `store = "redis"`.
+    pub redis: RedisSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreKind {
+    Memory,
+    Redis,
+}
+
+/// Where counts are kept right now, for readiness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreStatus {
+    Memory,
+    Shared,
+    SharedDownFailingOpen,
+    SharedDownFailingClosed,
+}
+
+impl StoreStatus {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Shared => "redis",
+            Self::SharedDownFailingOpen => "redis unreachable, failing open to memory",
+            Self::SharedDownFailingClosed => "redis unreachable, failing closed",
+        }
+    }
 }
 
 /// A GCRA quota: `per_minute` requests a minute on average, up to `burst` at once.
@@ -66,6 +101,16 @@ pub struct RateLimitFields {
     pub state: String,
 }
 
+/// Why a request may not proceed.
+#[derive(Debug, thiserror::Error)]
+pub enum RateLimitError {
+    #[error(transparent)]
+    Limited(#[from] Limited),
+    /// The shared store is unreachable and the configuration says to fail closed.
+    #[error("the shared rate-limit store is unreachable")]
+    StoreUnavailable,
+}
+
 /// A request refused by a limit.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the {} rate limit is exhausted; retry after {retry_after_secs} s", scope.label())]
@@ -87,9 +132,28 @@ impl Limit {
         Self { limiter: KeyedLimiter::new(settings), name, settings }
     }
 
-    fn check(&self, scope: Scope, key: &str) -> Result<RateLimitFields, Limited> {
+    /// Checks `key` in the shared store when there is one, else (or, failing open, when it is
+    /// unreachable) in memory.
+    async fn check(
+        &self,
+        scope: Scope,
+        key: &str,
+        shared: Option<&RedisStore>,
+    ) -> Result<RateLimitFields, RateLimitError> {
+        let verdict = match shared {
+            None => self.limiter.check(key),
+            Some(store) => match store.check(&self.name, key, self.settings).await {
+                Ok(verdict) => verdict,
+                Err(_) if store.on_error == OnError::FailOpen => self.limiter.check(key),
+                Err(_) => return Err(RateLimitError::StoreUnavailable),
+            },
+        };
+        Ok(self.fields(scope, verdict)?)
+    }
+
+    fn fields(&self, scope: Scope, verdict: Result<memory::Remaining, u64>) -> Result<RateLimitFields, Limited> {
         let policy = format!("\"{}\";q={};w=60", self.name, self.settings.per_minute);
-        match self.limiter.check(key) {
+        match verdict {
             Ok(state) => Ok(RateLimitFields {
                 policy,
                 state: format!("\"{}\";r={};t={}", self.name, state.remaining, state.full_in_secs),
@@ -109,11 +173,38 @@ pub struct RateLimiter {
     routes: BTreeMap<String, Limit>,
     per_identity: Limit,
     roles: Vec<(String, Limit)>,
+    shared: Option<RedisStore>,
 }
 
 impl RateLimiter {
-    pub fn from_settings(settings: &RateLimitSettings) -> Result<Self, Vec<String>> {
+    /// Builds the limits; with `store = "redis"`, reads the URL from `env` (nothing is sent to
+    /// Redis yet).
+    pub fn from_settings(settings: &RateLimitSettings, env: &EnvVars) -> Result<Self, Vec<String>> {
         let mut problems = Vec::new();
+        let shared = match settings.store {
+            StoreKind::Memory => None,
+            StoreKind::Redis => {
+                let name = &settings.redis.url_env;
+                match env.secret(name) {
+                    Ok(Some(url)) => {
+                        RedisStore::connect_lazily(&url, &settings.redis).map_err(|e| problems.push(e)).ok()
+                    }
+                    Ok(None) => {
+                        problems.push(format!(
+                            "{name} (named by rate_limit.redis.url_env) is not set: set it, or {name}_FILE, to redis://[:password@]host:6379/0, or use rate_limit.store = \"memory\""
+                        ));
+                        None
+                    }
+                    Err(e) => {
+                        problems.push(e.to_string());
+                        None
+                    }
+                }
+            }
+        };
+        if settings.redis.timeout_ms == 0 {
+            problems.push("rate_limit.redis.timeout_ms must be at least 1".into());
+        }
         let mut check = |key: String, quota: &QuotaSettings| {
             if quota.per_minute == 0 || quota.burst == 0 {
                 problems.push(format!("{key}: per_minute and burst must be at least 1"));
@@ -146,19 +237,35 @@ impl RateLimiter {
                 .collect(),
             per_identity: Limit::new("identity".into(), settings.per_identity),
             roles,
+            shared,
         })
     }
 
     /// The per-IP limit for `route` (a route template).
-    pub fn check_ip(&self, route: &str, ip: IpAddr) -> Result<RateLimitFields, Limited> {
-        self.routes.get(route).unwrap_or(&self.per_ip).check(Scope::Ip, &ip_key(ip))
+    pub async fn check_ip(&self, route: &str, ip: IpAddr) -> Result<RateLimitFields, RateLimitError> {
+        self.routes.get(route).unwrap_or(&self.per_ip).check(Scope::Ip, &ip_key(ip), self.shared.as_ref()).await
     }
 
     /// The per-principal limit; `principal` is a stable key for who authenticated.
-    pub fn check_identity(&self, principal: &str, roles: &[String]) -> Result<RateLimitFields, Limited> {
+    pub async fn check_identity(&self, principal: &str, roles: &[String]) -> Result<RateLimitFields, RateLimitError> {
         let limit =
             self.roles.iter().find(|(role, _)| roles.contains(role)).map_or(&self.per_identity, |(_, limit)| limit);
-        limit.check(Scope::Identity, principal)
+        limit.check(Scope::Identity, principal, self.shared.as_ref()).await
+    }
+
+    /// Where counts are kept right now.
+    pub fn store_status(&self) -> StoreStatus {
+        match &self.shared {
+            None => StoreStatus::Memory,
+            Some(store) if store.is_up() => StoreStatus::Shared,
+            Some(store) if store.on_error == OnError::FailOpen => StoreStatus::SharedDownFailingOpen,
+            Some(_) => StoreStatus::SharedDownFailingClosed,
+        }
+    }
+
+    /// The shared store, if one is configured (for its health probe and metrics).
+    pub fn shared_store(&self) -> Option<&RedisStore> {
+        self.shared.as_ref()
     }
 
     /// Drops keys whose state is indistinguishable from a fresh one; returns how many remain.
@@ -199,37 +306,66 @@ mod tests {
                 ("kiosk".into(), QuotaSettings { per_minute: 10, burst: 1 }),
             ]),
             eviction_interval_secs: 60,
+            store: StoreKind::Memory,
+            redis: RedisSettings {
+                url_env: "REDIS_URL".into(),
+                timeout_ms: 50,
+                on_error: OnError::FailOpen,
+                key_prefix: "t:".into(),
+            },
         }
     }
 
-    #[test]
-    fn a_burst_is_allowed_then_refused_with_a_retry_time() {
-        let limiter = RateLimiter::from_settings(&settings()).unwrap();
+    fn limiter(settings: &RateLimitSettings) -> RateLimiter {
+        RateLimiter::from_settings(settings, &EnvVars::default()).unwrap()
+    }
+
+    fn limited(result: Result<RateLimitFields, RateLimitError>) -> Limited {
+        match result {
+            Err(RateLimitError::Limited(limited)) => limited,
+            other => panic!("expected a limit, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_burst_is_allowed_then_refused_with_a_retry_time() {
+        let limiter = limiter(&settings());
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for remaining in [2, 1, 0] {
-            let fields = limiter.check_ip("/v1/tokens", ip).unwrap();
+            let fields = limiter.check_ip("/v1/tokens", ip).await.unwrap();
             assert_eq!(fields.policy, "\"ip\";q=60;w=60");
             assert!(fields.state.starts_with(&format!("\"ip\";r={remaining};t=")), "{}", fields.state);
         }
-        let limited = limiter.check_ip("/v1/tokens", ip).unwrap_err();
+        let limited = limited(limiter.check_ip("/v1/tokens", ip).await);
         assert_eq!(limited.scope, Scope::Ip);
         assert_eq!(limited.retry_after_secs, 1);
         assert_eq!(limited.fields.state, "\"ip\";r=0;t=1");
-        assert!(limiter.check_ip("/v1/tokens", "192.0.2.2".parse().unwrap()).is_ok(), "other IPs are unaffected");
+        assert!(limiter.check_ip("/v1/tokens", "192.0.2.2".parse().unwrap()).await.is_ok(), "other IPs are unaffected");
+    }
+
+    #[tokio::test]
+    async fn routes_and_roles_override_the_defaults() {
+        let limiter = limiter(&settings());
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        assert!(limiter.check_ip("/special", ip).await.is_ok());
+        limited(limiter.check_ip("/special", ip).await);
+        let both = ["kiosk".to_owned(), "backend".to_owned()];
+        for _ in 0..50 {
+            assert!(limiter.check_identity("api_key:billing", &both).await.is_ok(), "the most generous role applies");
+        }
+        assert!(limiter.check_identity("kiosk", &["kiosk".into()]).await.is_ok());
+        limited(limiter.check_identity("kiosk", &["kiosk".into()]).await);
     }
 
     #[test]
-    fn routes_and_roles_override_the_defaults() {
-        let limiter = RateLimiter::from_settings(&settings()).unwrap();
-        let ip: IpAddr = "192.0.2.1".parse().unwrap();
-        assert!(limiter.check_ip("/special", ip).is_ok());
-        assert!(limiter.check_ip("/special", ip).is_err());
-        let both = ["kiosk".to_owned(), "backend".to_owned()];
-        for _ in 0..50 {
-            assert!(limiter.check_identity("api_key:billing", &both).is_ok(), "the most generous role applies");
-        }
-        assert!(limiter.check_identity("kiosk", &["kiosk".into()]).is_ok());
-        assert!(limiter.check_identity("kiosk", &["kiosk".into()]).is_err());
+    fn a_redis_store_needs_its_url_variable() {
+        let mut redis = settings();
+        redis.store = StoreKind::Redis;
+        let problems = RateLimiter::from_settings(&redis, &EnvVars::default()).err().unwrap();
+        assert!(problems[0].starts_with("REDIS_URL (named by rate_limit.redis.url_env) is not set"), "{problems:?}");
+        let bad: EnvVars = [("REDIS_URL", "http://user:hunter2@host")].into_iter().collect();
+        let problems = RateLimiter::from_settings(&redis, &bad).err().unwrap();
+        assert!(problems[0].contains("is not a Redis URL") && !problems[0].contains("hunter2"), "{problems:?}");
     }
 
     #[test]
@@ -244,7 +380,7 @@ mod tests {
         let mut bad = settings();
         bad.per_ip.burst = 0;
         bad.roles.insert("x".into(), QuotaSettings { per_minute: 0, burst: 1 });
-        let problems = RateLimiter::from_settings(&bad).err().unwrap();
+        let problems = RateLimiter::from_settings(&bad, &EnvVars::default()).err().unwrap();
         assert_eq!(problems.len(), 2, "{problems:?}");
     }
 }

@@ -1,5 +1,6 @@
-//! Probes and metrics. `/livez`: the process answers. `/readyz`: it can mint (credentials loaded) and is
-//! not draining; it turns 503 the moment shutdown begins, so the load balancer stops sending.
+//! Probes and metrics. `/livez`: the process answers. `/readyz`: it can mint (credentials loaded),
+//! it is not draining (it turns 503 the moment shutdown begins, so the load balancer stops
+//! sending), and the shared rate-limit store answers when failing closed depends on it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -12,6 +13,7 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, Problem};
 use crate::http::AppState;
+use crate::ratelimit::StoreStatus;
 
 /// Process-wide health flags.
 #[derive(Debug, Default)]
@@ -37,11 +39,14 @@ pub struct Status {
     /// The key SID tokens are signed with now (never the secret).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_sid: Option<String>,
+    /// Where rate-limit counts are kept: `memory`, `redis`, or redis failing open.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_store: Option<&'static str>,
 }
 
 #[utoipa::path(get, path = "/livez", responses((status = 200, body = Status)))]
 pub async fn livez() -> Json<Status> {
-    Json(Status { status: "ok", key_sid: None })
+    Json(Status { status: "ok", key_sid: None, rate_limit_store: None })
 }
 
 #[utoipa::path(
@@ -56,7 +61,17 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiEr
     if state.health.is_draining() {
         return Err(ApiError::Unavailable("shutting down"));
     }
-    Ok(Json(Status { status: "ready", key_sid: Some(state.minter.current().key_sid().to_owned()) }))
+    let store = state.limiter.store_status();
+    if store == StoreStatus::SharedDownFailingClosed {
+        return Err(ApiError::Unavailable(
+            "the shared rate-limit store is unreachable and rate_limit.redis.on_error is fail_closed",
+        ));
+    }
+    Ok(Json(Status {
+        status: "ready",
+        key_sid: Some(state.minter.current().key_sid().to_owned()),
+        rate_limit_store: Some(store.label()),
+    }))
 }
 
 /// `GET /metrics` (admin listener only): Prometheus text format.
