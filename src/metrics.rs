@@ -15,9 +15,21 @@ use prometheus::{
 const LATENCY_BUCKETS_SECONDS: &[f64] =
     &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
-/// Every series, registered in one app-owned registry.
-#[derive(Clone)]
-pub struct Metrics {
+/// Every series, registered in one app-owned registry. Cloned per request by the metrics
+/// layer, so it is one `Arc` (each prometheus vector inside is an `Arc` of its own).
+#[derive(Clone, Default)]
+pub struct Metrics(std::sync::Arc<Series>);
+
+impl std::ops::Deref for Metrics {
+    type Target = Series;
+
+    fn deref(&self) -> &Series {
+        &self.0
+    }
+}
+
+/// The series themselves.
+pub struct Series {
     registry: Registry,
     /// `tokenmint_http_requests_total{route, method, status}`
     pub http_requests: IntCounterVec,
@@ -39,6 +51,18 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
+        Self(std::sync::Arc::new(Series::new()))
+    }
+}
+
+impl Default for Series {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Series {
+    fn new() -> Self {
         let registry = Registry::new();
         let counter = |name: &str, help: &str, labels: &[&str]| {
             let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
@@ -120,12 +144,6 @@ impl Metrics {
         let mut buffer = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut buffer).expect("text encoding cannot fail");
         String::from_utf8(buffer).expect("the text format is UTF-8")
-    }
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
     }
 }
 

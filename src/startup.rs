@@ -11,7 +11,7 @@ use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::config::env::EnvVars;
 use crate::credentials::{ACCOUNT_SID_VAR, API_KEY_VAR, TwilioCredentials};
-use crate::http::{AppState, Health, admin_router, api_router};
+use crate::http::{App, AppState, Health, admin_router, api_router};
 use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::ratelimit::RateLimiter;
@@ -84,7 +84,7 @@ impl Application {
         for collector in limiter.shared_store().map(|store| store.collectors()).unwrap_or_default() {
             metrics.register(collector);
         }
-        let state = AppState {
+        let state = AppState(Arc::new(App {
             authenticator: Arc::new(authenticator),
             policy: Arc::new(policy),
             minter: Arc::new(SharedMinter::new(TokenMinter::new(&credentials, &settings.token))),
@@ -93,7 +93,7 @@ impl Application {
             limiter: Arc::new(limiter),
             trusted_proxies: Arc::new(settings.server.trusted_proxies.clone()),
             body_limit_bytes: settings.server.body_limit_bytes,
-        };
+        }));
         Ok(Self { public, admin, state, settings })
     }
 

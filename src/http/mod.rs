@@ -24,9 +24,21 @@ pub use client_ip::ClientIp;
 pub use layers::with_rate_limit_fields;
 pub use routes::health::Health;
 
-/// What every handler and layer can reach. Cheap to clone: every field is shared.
+/// What every handler and layer can reach. Middleware clones it on every request, so it is one
+/// `Arc`: a clone is one atomic increment, whatever `App` holds.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(pub Arc<App>);
+
+impl std::ops::Deref for AppState {
+    type Target = App;
+
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+/// The application's shared parts.
+pub struct App {
     pub authenticator: Arc<Authenticator>,
     pub policy: Arc<Policy>,
     pub minter: Arc<SharedMinter>,
