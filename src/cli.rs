@@ -228,6 +228,8 @@ fn check_config(config: Option<&Path>, dev: bool) -> anyhow::Result<()> {
     println!("  session issuers  {:?}", settings.auth.sessions.iter().map(|s| &s.issuer).collect::<Vec<_>>());
     println!("  api keys         {:?}", settings.auth.api_keys.iter().map(|k| &k.name).collect::<Vec<_>>());
     println!("  policy rules     {:?}", settings.policy.rules.iter().map(|r| &r.name).collect::<Vec<_>>());
+    println!("  cors origins     {:?}", settings.cors.allowed_origins);
+    println!("  rate limits      {}", runtime.limiter.store_status().label());
     Ok(())
 }
 
