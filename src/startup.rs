@@ -84,6 +84,9 @@ impl Application {
         for collector in limiter.shared_store().map(|store| store.collectors()).unwrap_or_default() {
             metrics.register(collector);
         }
+        for collector in authenticator.collectors() {
+            metrics.register(collector);
+        }
         let state = AppState(Arc::new(App {
             authenticator: Arc::new(authenticator),
             policy: Arc::new(policy),
@@ -133,6 +136,7 @@ impl Application {
             "listening"
         );
         let eviction = spawn_eviction(&self.state, self.settings.rate_limit.eviction_interval_secs);
+        let key_refresh = self.state.authenticator.spawn_key_refresh();
         let server = &self.settings.server;
         let public = crate::http::server::serve(
             self.public,
@@ -148,6 +152,7 @@ impl Application {
         );
         tokio::join!(public, admin);
         eviction.abort();
+        key_refresh.iter().for_each(tokio::task::JoinHandle::abort);
         Ok(())
     }
 }

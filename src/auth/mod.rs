@@ -6,11 +6,14 @@
 //! key. OpenID Connect providers slot in as a third kind beside these two.
 
 mod api_key;
+mod jwks;
+mod provider;
 mod session;
 
 use serde::{Deserialize, Serialize};
 
 pub use api_key::{ApiKeySettings, ApiKeyStore};
+pub use provider::{ProviderSettings, ProviderVerifier};
 pub use session::{SessionIssuerSettings, SessionVerifier};
 
 use crate::config::env::EnvVars;
@@ -28,6 +31,9 @@ pub struct AuthSettings {
     /// Backend API keys, stored only as SHA-256 hashes.
     #[serde(default)]
     pub api_keys: Vec<ApiKeySettings>,
+    /// OpenID Connect / JWKS identity providers.
+    #[serde(default)]
+    pub providers: Vec<ProviderSettings>,
 }
 
 /// A verified caller.
@@ -47,6 +53,7 @@ pub struct Principal {
 pub enum PrincipalSource {
     Session { issuer: String },
     ApiKey { name: String },
+    Provider { issuer: String },
 }
 
 impl std::fmt::Display for PrincipalSource {
@@ -54,6 +61,7 @@ impl std::fmt::Display for PrincipalSource {
         match self {
             Self::Session { issuer } => write!(f, "session:{issuer}"),
             Self::ApiKey { name } => write!(f, "api_key:{name}"),
+            Self::Provider { issuer } => write!(f, "provider:{issuer}"),
         }
     }
 }
@@ -74,6 +82,8 @@ pub enum AuthError {
     DisallowedAlgorithm,
     #[error("the signature does not verify")]
     BadSignature,
+    #[error("no key of the provider matches the token's kid")]
+    UnknownKey,
     #[error("the credential has expired")]
     Expired,
     #[error("the credential is not valid yet")]
@@ -98,6 +108,7 @@ impl AuthError {
             Self::UnknownIssuer => "unknown_issuer",
             Self::DisallowedAlgorithm => "disallowed_algorithm",
             Self::BadSignature => "bad_signature",
+            Self::UnknownKey => "unknown_key",
             Self::Expired => "expired",
             Self::NotYetValid => "not_yet_valid",
             Self::WrongAudience => "wrong_audience",
@@ -132,6 +143,9 @@ impl AuthError {
 pub struct Authenticator {
     sessions: Vec<SessionVerifier>,
     api_keys: ApiKeyStore,
+    providers: Vec<ProviderVerifier>,
+    /// `tokenmint_jwks_fetches_total{result}`, shared by every provider's key cache.
+    jwks_fetches: prometheus::IntCounterVec,
 }
 
 impl Authenticator {
@@ -152,13 +166,35 @@ impl Authenticator {
             problems.append(&mut found);
             ApiKeyStore::default()
         });
-        if sessions.is_empty() && settings.sessions.is_empty() && settings.api_keys.is_empty() {
+        let jwks_fetches = prometheus::IntCounterVec::new(
+            prometheus::Opts::new("tokenmint_jwks_fetches_total", "Identity-provider key set fetches, by result."),
+            &["result"],
+        )
+        .expect("valid metric");
+        for result in ["success", "error"] {
+            jwks_fetches.with_label_values(&[result]);
+        }
+        let mut providers = Vec::new();
+        for (index, provider) in settings.providers.iter().enumerate() {
+            match ProviderVerifier::new(provider, jwks_fetches.clone()) {
+                Ok(verifier) => providers.push(verifier),
+                Err(found) => {
+                    problems.extend(found.iter().map(|p| format!("auth.providers[{index}] ({}): {p}", provider.issuer)))
+                }
+            }
+            let taken = settings.providers[..index].iter().any(|other| other.issuer == provider.issuer)
+                || settings.sessions.iter().any(|session| session.issuer == provider.issuer);
+            if taken {
+                problems.push(format!("auth.providers[{index}]: issuer {:?} is configured twice", provider.issuer));
+            }
+        }
+        if settings.providers.is_empty() && settings.sessions.is_empty() && settings.api_keys.is_empty() {
             problems.push(
-                "auth: no credential kind is configured, so every request would be refused: add an [[auth.sessions]] issuer or an [[auth.api_keys]] entry"
+                "auth: no credential kind is configured, so every request would be refused: add an [[auth.providers]] or [[auth.sessions]] issuer, or an [[auth.api_keys]] entry"
                     .to_owned(),
             );
         }
-        if problems.is_empty() { Ok(Self { sessions, api_keys }) } else { Err(problems) }
+        if problems.is_empty() { Ok(Self { sessions, api_keys, providers, jwks_fetches }) } else { Err(problems) }
     }
 
     /// Verifies a bearer credential.
@@ -168,10 +204,28 @@ impl Authenticator {
         }
         if credential.bytes().filter(|&b| b == b'.').count() == 2 {
             let issuer = session::unverified_issuer(credential)?;
+            if let Some(provider) = self.providers.iter().find(|p| p.issuer() == issuer) {
+                return provider.verify(credential).await;
+            }
             let verifier = self.sessions.iter().find(|v| v.issuer() == issuer).ok_or(AuthError::UnknownIssuer)?;
             return verifier.verify(credential);
         }
         self.api_keys.verify(credential)
+    }
+
+    /// Whether every identity provider holds a key set (readiness).
+    pub fn providers_ready(&self) -> bool {
+        self.providers.iter().all(|p| p.cache.has_keys())
+    }
+
+    /// Keeps every provider's keys fresh; the tasks end when dropped with the handles.
+    pub fn spawn_key_refresh(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        self.providers.iter().map(|p| tokio::spawn(p.cache.clone().run_refresh())).collect()
+    }
+
+    /// This module's series, for the app's registry.
+    pub fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        vec![Box::new(self.jwks_fetches.clone())]
     }
 
     /// Signs an app-session token with the first configured issuer's secret, for `serve --dev`

@@ -55,10 +55,20 @@ pub async fn spawn_app() -> TestApp {
 
 /// Spawns the app with `TOKENMINT__…` overrides (or other variables) added to the environment.
 pub async fn spawn_app_with(extra_env: &[(&str, &str)]) -> TestApp {
+    spawn_app_configured("", extra_env, true).await
+}
+
+/// Spawns the app with TOML appended to `config/test.toml` (for tables, such as providers, that
+/// variables cannot express), optionally without waiting for readiness.
+pub async fn spawn_app_configured(extra_toml: &str, extra_env: &[(&str, &str)], wait_ready: bool) -> TestApp {
     let mut vars = test_env();
     vars.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let env: EnvVars = vars.into_iter().collect();
-    let settings = Settings::load(Some(&repo_path("config/test.toml")), false, &env).expect("test settings load");
+    let mut config = std::fs::read_to_string(repo_path("config/test.toml")).unwrap();
+    config.push_str(extra_toml);
+    let file = std::env::temp_dir().join(format!("tokenmint-test-{}-{}.toml", std::process::id(), unique()));
+    std::fs::write(&file, config).unwrap();
+    let settings = Settings::load(Some(&file), false, &env).expect("test settings load");
     let runtime = Runtime::assemble(settings, &env, false).expect("test runtime assembles");
     let app = Application::build(runtime).await.expect("binds");
     let (addr, admin_addr, health) = (app.public_addr(), app.admin_addr(), app.state().health.clone());
@@ -68,8 +78,16 @@ pub async fn spawn_app_with(extra_env: &[(&str, &str)]) -> TestApp {
     }));
     let test_app =
         TestApp { health, addr, admin_addr, client: reqwest::Client::new(), shutdown: Some(tx), server: Some(server) };
-    test_app.wait_ready().await;
+    if wait_ready {
+        test_app.wait_ready().await;
+    }
     test_app
+}
+
+/// A number not handed out before in this test process.
+pub fn unique() -> usize {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl TestApp {

@@ -9,6 +9,7 @@ mod helpers;
 mod layers;
 mod leaks;
 mod official_library;
+mod providers;
 mod redis_store;
 mod reload;
 mod tokens;

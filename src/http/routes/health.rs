@@ -61,6 +61,9 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiEr
     if state.health.is_draining() {
         return Err(ApiError::Unavailable("shutting down"));
     }
+    if !state.authenticator.providers_ready() {
+        return Err(ApiError::Unavailable("an identity provider's keys have not been fetched yet"));
+    }
     let store = state.limiter.store_status();
     if store == StoreStatus::SharedDownFailingClosed {
         return Err(ApiError::Unavailable(

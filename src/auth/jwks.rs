@@ -1,0 +1,261 @@
+//! An identity provider's public keys: fetched (by OpenID discovery or from a `jwks_uri`) or
+//! given inline, cached, and refreshed.
+//!
+//! - Refreshed on a schedule that honours `Cache-Control: max-age` within configured bounds.
+//! - An unknown `kid` triggers at most one refetch per interval, and concurrent misses wait
+//!   for that one fetch: a flood of random kids never becomes a flood of fetches.
+//! - When the provider is unreachable or answers garbage, the last good key set keeps serving.
+//! - Keys marked `use: enc`, symmetric keys, and keys whose `alg` is not allowed are ignored.
+
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey};
+use serde_json::Value;
+
+/// Largest discovery document or key set we read.
+const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
+
+/// One usable public key.
+pub struct PublicKey {
+    pub kid: Option<String>,
+    /// The `alg` the JWK names, if any; a token's `alg` must then equal it.
+    pub alg: Option<Algorithm>,
+    pub key: DecodingKey,
+}
+
+/// A provider's usable keys.
+#[derive(Default)]
+pub struct KeySet {
+    pub keys: Vec<PublicKey>,
+}
+
+impl KeySet {
+    /// Parses a JWK set, keeping only keys that may verify a token with one of `allowed`.
+    pub fn parse(document: &[u8], allowed: &[Algorithm]) -> Result<Self, String> {
+        let value: Value = serde_json::from_slice(document).map_err(|e| format!("the key set is not JSON: {e}"))?;
+        let entries = value.get("keys").and_then(Value::as_array).ok_or("the key set has no \"keys\" array")?;
+        let keys = entries
+            .iter()
+            .filter_map(|entry| serde_json::from_value::<Jwk>(entry.clone()).ok())
+            .filter(|jwk| !matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)))
+            .filter(|jwk| !matches!(jwk.algorithm, AlgorithmParameters::OctetKey(_)))
+            .filter_map(|jwk| {
+                let alg = match &jwk.common.key_algorithm {
+                    Some(alg) => Some(alg.to_string().parse::<Algorithm>().ok().filter(|a| allowed.contains(a))?),
+                    None => None,
+                };
+                Some(PublicKey { kid: jwk.common.key_id.clone(), alg, key: DecodingKey::from_jwk(&jwk).ok()? })
+            })
+            .collect();
+        Ok(Self { keys })
+    }
+}
+
+/// Where keys come from.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// `<issuer>/.well-known/openid-configuration` names the `jwks_uri`.
+    Discovery {
+        issuer: String,
+    },
+    Uri(String),
+    /// Inline, never refreshed.
+    Static,
+}
+
+/// Fetch and refresh timing.
+#[derive(Debug, Clone, Copy)]
+pub struct Refresh {
+    pub min: Duration,
+    pub max: Duration,
+    pub unknown_kid_interval: Duration,
+    pub timeout: Duration,
+}
+
+/// A provider's cached keys.
+pub struct JwksCache {
+    source: KeySource,
+    allowed: Vec<Algorithm>,
+    refresh: Refresh,
+    client: reqwest::Client,
+    current: RwLock<Option<Arc<KeySet>>>,
+    /// Held while fetching, so concurrent misses share one fetch; holds the last fetch time.
+    fetching: tokio::sync::Mutex<Option<Instant>>,
+    fetches: prometheus::IntCounterVec,
+}
+
+impl JwksCache {
+    pub fn new(
+        source: KeySource,
+        allowed: Vec<Algorithm>,
+        refresh: Refresh,
+        fetches: prometheus::IntCounterVec,
+    ) -> Self {
+        let client = reqwest::Client::builder()
+            .connect_timeout(refresh.timeout)
+            .timeout(refresh.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("an HTTP client with rustls builds");
+        Self {
+            source,
+            allowed,
+            refresh,
+            client,
+            current: RwLock::new(None),
+            fetching: tokio::sync::Mutex::new(None),
+            fetches,
+        }
+    }
+
+    /// A cache that holds `keys` for good.
+    pub fn fixed(keys: KeySet, fetches: prometheus::IntCounterVec) -> Self {
+        let cache = Self::new(
+            KeySource::Static,
+            Vec::new(),
+            Refresh {
+                min: Duration::MAX,
+                max: Duration::MAX,
+                unknown_kid_interval: Duration::MAX,
+                timeout: Duration::from_secs(1),
+            },
+            fetches,
+        );
+        *cache.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(keys));
+        cache
+    }
+
+    pub fn keys(&self) -> Option<Arc<KeySet>> {
+        self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    pub fn has_keys(&self) -> bool {
+        self.keys().is_some()
+    }
+
+    /// Fetches now; on success replaces the keys and returns how long to keep them.
+    pub async fn refresh_now(&self) -> Result<Duration, String> {
+        let mut fetching = self.fetching.lock().await;
+        *fetching = Some(Instant::now());
+        self.fetch_and_store().await
+    }
+
+    /// After a token names an unknown `kid`: refetch, unless a fetch happened within the
+    /// interval. Concurrent callers queue on the lock and then find the fresh keys.
+    pub async fn refetch_for_unknown_kid(&self) {
+        let mut fetching = self.fetching.lock().await;
+        if fetching.is_some_and(|last| last.elapsed() < self.refresh.unknown_kid_interval) {
+            return;
+        }
+        *fetching = Some(Instant::now());
+        let _ = self.fetch_and_store().await;
+    }
+
+    /// Keeps the keys fresh until the task is dropped: fetches at once, then again after
+    /// `max-age` (within bounds), retrying sooner after a failure.
+    pub async fn run_refresh(self: Arc<Self>) {
+        if matches!(self.source, KeySource::Static) {
+            return;
+        }
+        loop {
+            let wait = match self.refresh_now().await {
+                Ok(keep_for) => keep_for,
+                Err(reason) => {
+                    tracing::warn!(%reason, "fetching an identity provider's keys failed; keeping the last good set");
+                    self.refresh.min.min(Duration::from_secs(30))
+                }
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn fetch_and_store(&self) -> Result<Duration, String> {
+        let result = self.fetch().await;
+        self.fetches.with_label_values(&[if result.is_ok() { "success" } else { "error" }]).inc();
+        let (keys, max_age) = result?;
+        if keys.keys.is_empty() {
+            return Err("the key set holds no usable key; keeping the last good set".into());
+        }
+        *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::new(keys));
+        Ok(max_age.unwrap_or(self.refresh.min).clamp(self.refresh.min, self.refresh.max))
+    }
+
+    async fn fetch(&self) -> Result<(KeySet, Option<Duration>), String> {
+        let jwks_uri = match &self.source {
+            KeySource::Static => return Err("inline keys are not fetched".into()),
+            KeySource::Uri(uri) => uri.clone(),
+            KeySource::Discovery { issuer } => {
+                let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
+                let (document, _) = self.get(&url).await?;
+                let discovery: Value =
+                    serde_json::from_slice(&document).map_err(|e| format!("discovery document: {e}"))?;
+                if discovery.get("issuer").and_then(Value::as_str).map(|i| i.trim_end_matches('/'))
+                    != Some(issuer.trim_end_matches('/'))
+                {
+                    return Err("the discovery document names another issuer".into());
+                }
+                let uri = discovery
+                    .get("jwks_uri")
+                    .and_then(Value::as_str)
+                    .ok_or("the discovery document has no jwks_uri")?;
+                check_fetch_url(uri)?;
+                uri.to_owned()
+            }
+        };
+        let (document, max_age) = self.get(&jwks_uri).await?;
+        Ok((KeySet::parse(&document, &self.allowed)?, max_age))
+    }
+
+    /// GETs a document, capped in size, with its `Cache-Control: max-age`.
+    async fn get(&self, url: &str) -> Result<(Vec<u8>, Option<Duration>), String> {
+        let mut response = self.client.get(url).send().await.map_err(|e| format!("GET {url}: {}", short(&e)))?;
+        if !response.status().is_success() {
+            return Err(format!("GET {url}: status {}", response.status()));
+        }
+        let max_age = response
+            .headers()
+            .get_all(reqwest::header::CACHE_CONTROL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .find_map(|directive| directive.trim().strip_prefix("max-age=")?.parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| format!("GET {url}: {}", short(&e)))? {
+            if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
+                return Err(format!("GET {url}: larger than {MAX_DOCUMENT_BYTES} bytes"));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((body, max_age))
+    }
+}
+
+fn short(error: &reqwest::Error) -> &'static str {
+    if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "cannot connect"
+    } else {
+        "failed"
+    }
+}
+
+/// Keys travel over https, except from loopback (tests, sidecars).
+pub fn check_fetch_url(url: &str) -> Result<(), String> {
+    let parsed = reqwest::Url::parse(url).map_err(|_| format!("{url:?} is not a URL"))?;
+    let host = parsed.host_str().unwrap_or("");
+    let loopback = host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(format!("{url:?} must use https (http is accepted only on loopback)")),
+    }
+}

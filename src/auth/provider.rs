@@ -1,0 +1,370 @@
+//! OpenID Connect / JWKS providers: app-user JWTs (ID or access tokens) signed by an identity
+//! provider's private key and verified with its published public keys.
+//!
+//! Asymmetric algorithms only: `none` and HS* are refused outright, so a token "signed" with the
+//! provider's public key as an HMAC secret (key confusion) can never verify. Header fields that
+//! point at other keys (`jku`, `x5u`, an embedded `jwk`) are ignored; only the provider's own
+//! key set is used.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Validation};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::jwks::{JwksCache, KeySet, KeySource, Refresh, check_fetch_url};
+use super::{AuthError, Principal, PrincipalSource};
+
+const ASYMMETRIC: [Algorithm; 9] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+/// One `[[auth.providers]]` entry.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderSettings {
+    /// The `iss` the provider's tokens carry (and, without `jwks_uri`, where discovery starts).
+    pub issuer: String,
+    /// Accepted `aud` values (your app's client ID or API identifier).
+    pub audiences: Vec<String>,
+    /// Where the keys are; unset: OpenID discovery at `<issuer>/.well-known/openid-configuration`.
+    pub jwks_uri: Option<String>,
+    /// A JWK set given inline (JSON), instead of fetching one.
+    pub jwks: Option<String>,
+    /// Allowed algorithms (RS256/384/512, PS256/384/512, ES256/384, EdDSA).
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+    /// The claim that becomes the Twilio identity: a top-level name (`sub`, `email`,
+    /// `https://example.com/uid`) or a dotted path into nested objects.
+    #[serde(default = "default_identity_claim")]
+    pub identity_claim: String,
+    /// Builds the identity from several claims instead, e.g. `"{tenant}:{sub}"`.
+    pub identity_template: Option<String>,
+    /// The claim holding roles (a string or an array), e.g. `realm_access.roles` for Keycloak
+    /// or `cognito:groups` for Cognito.
+    #[serde(default = "default_roles_claim")]
+    pub roles_claim: String,
+    /// Roles for a user whose token carries none.
+    #[serde(default)]
+    pub default_roles: Vec<String>,
+    /// Claims that must be present (e.g. `email_verified`).
+    #[serde(default)]
+    pub required_claims: Vec<String>,
+    /// Clock skew tolerated on `exp` and `nbf`, in seconds (phones' clocks drift).
+    #[serde(default = "default_leeway_secs")]
+    pub leeway_secs: u64,
+    /// Key refresh bounds in seconds; `Cache-Control: max-age` is honoured within them.
+    #[serde(default = "default_refresh_min_secs")]
+    pub refresh_min_secs: u64,
+    #[serde(default = "default_refresh_max_secs")]
+    pub refresh_max_secs: u64,
+    /// At most one refetch per this many seconds when a token names an unknown `kid`.
+    #[serde(default = "default_unknown_kid_secs")]
+    pub unknown_kid_refetch_secs: u64,
+    /// Connect and total timeout for fetching keys, in milliseconds.
+    #[serde(default = "default_fetch_timeout_ms")]
+    pub fetch_timeout_ms: u64,
+}
+
+fn default_algorithms() -> Vec<String> {
+    vec!["RS256".into()]
+}
+fn default_identity_claim() -> String {
+    "sub".into()
+}
+fn default_roles_claim() -> String {
+    "roles".into()
+}
+fn default_leeway_secs() -> u64 {
+    60
+}
+fn default_refresh_min_secs() -> u64 {
+    300
+}
+fn default_refresh_max_secs() -> u64 {
+    86_400
+}
+fn default_unknown_kid_secs() -> u64 {
+    30
+}
+fn default_fetch_timeout_ms() -> u64 {
+    5_000
+}
+
+/// Verifies one provider's tokens.
+pub struct ProviderVerifier {
+    settings: ProviderSettings,
+    algorithms: Vec<Algorithm>,
+    pub cache: Arc<JwksCache>,
+}
+
+impl std::fmt::Debug for ProviderVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderVerifier")
+            .field("issuer", &self.settings.issuer)
+            .field("algorithms", &self.algorithms)
+            .finish()
+    }
+}
+
+impl ProviderVerifier {
+    pub fn new(settings: &ProviderSettings, fetches: prometheus::IntCounterVec) -> Result<Self, Vec<String>> {
+        let mut problems = Vec::new();
+        if settings.issuer.is_empty() {
+            problems.push("issuer is empty".to_owned());
+        }
+        if settings.audiences.is_empty() || settings.audiences.iter().any(String::is_empty) {
+            problems.push("audiences must list at least one non-empty aud value".to_owned());
+        }
+        let mut algorithms = Vec::new();
+        for name in &settings.algorithms {
+            match name.parse::<Algorithm>() {
+                Ok(alg) if ASYMMETRIC.contains(&alg) => algorithms.push(alg),
+                _ => problems.push(format!(
+                    "algorithm {name:?} is not allowed for a key-set provider: use RS256/384/512, PS256/384/512, ES256/384 or EdDSA"
+                )),
+            }
+        }
+        if settings.algorithms.is_empty() {
+            problems.push("algorithms is empty".to_owned());
+        }
+        if settings.refresh_min_secs == 0 || settings.refresh_min_secs > settings.refresh_max_secs {
+            problems.push("refresh_min_secs must be at least 1 and at most refresh_max_secs".to_owned());
+        }
+        let refresh = Refresh {
+            min: Duration::from_secs(settings.refresh_min_secs.max(1)),
+            max: Duration::from_secs(settings.refresh_max_secs.max(1)),
+            unknown_kid_interval: Duration::from_secs(settings.unknown_kid_refetch_secs),
+            timeout: Duration::from_millis(settings.fetch_timeout_ms.max(1)),
+        };
+        let cache = match (&settings.jwks, &settings.jwks_uri) {
+            (Some(_), Some(_)) => {
+                problems.push("set jwks (inline keys) or jwks_uri, not both".to_owned());
+                None
+            }
+            (Some(inline), None) => match KeySet::parse(inline.as_bytes(), &algorithms) {
+                Ok(keys) if !keys.keys.is_empty() => Some(JwksCache::fixed(keys, fetches)),
+                Ok(_) => {
+                    problems.push("jwks holds no key usable with the allowed algorithms".to_owned());
+                    None
+                }
+                Err(e) => {
+                    problems.push(format!("jwks: {e}"));
+                    None
+                }
+            },
+            (None, Some(uri)) => match check_fetch_url(uri) {
+                Ok(()) => Some(JwksCache::new(KeySource::Uri(uri.clone()), algorithms.clone(), refresh, fetches)),
+                Err(e) => {
+                    problems.push(format!("jwks_uri {e}"));
+                    None
+                }
+            },
+            (None, None) => match check_fetch_url(&settings.issuer) {
+                Ok(()) => Some(JwksCache::new(
+                    KeySource::Discovery { issuer: settings.issuer.clone() },
+                    algorithms.clone(),
+                    refresh,
+                    fetches,
+                )),
+                Err(e) => {
+                    problems.push(format!("issuer (for discovery) {e}"));
+                    None
+                }
+            },
+        };
+        match cache {
+            Some(cache) if problems.is_empty() => {
+                Ok(Self { settings: settings.clone(), algorithms, cache: Arc::new(cache) })
+            }
+            _ => Err(problems),
+        }
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.settings.issuer
+    }
+
+    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
+            ErrorKind::InvalidAlgorithmName => AuthError::DisallowedAlgorithm,
+            _ => AuthError::Malformed,
+        })?;
+        if !self.algorithms.contains(&header.alg) {
+            return Err(AuthError::DisallowedAlgorithm);
+        }
+        let kid = header.kid.as_deref();
+        let claims = match self.try_keys(token, header.alg, kid) {
+            Err(AuthError::UnknownKey) => {
+                // Maybe the provider rotated: one shared, rate-limited refetch, then one retry.
+                self.cache.refetch_for_unknown_kid().await;
+                self.try_keys(token, header.alg, kid)?
+            }
+            other => other?,
+        };
+        self.principal(&claims)
+    }
+
+    /// Verifies with the cached keys that fit `kid` and `alg`.
+    fn try_keys(&self, token: &str, alg: Algorithm, kid: Option<&str>) -> Result<Map<String, Value>, AuthError> {
+        let keys = self.cache.keys().ok_or(AuthError::UnknownKey)?;
+        let mut validation = Validation::new(alg);
+        validation.set_issuer(&[&self.settings.issuer]);
+        validation.set_audience(&self.settings.audiences);
+        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+        validation.leeway = self.settings.leeway_secs;
+        validation.validate_nbf = true;
+        let candidates = keys
+            .keys
+            .iter()
+            .filter(|k| kid.is_none() || k.kid.as_deref() == kid)
+            .filter(|k| k.alg.is_none_or(|a| a == alg));
+        let mut outcome = Err(AuthError::UnknownKey);
+        for candidate in candidates {
+            match jsonwebtoken::decode::<Map<String, Value>>(token, &candidate.key, &validation) {
+                Ok(data) => return Ok(data.claims),
+                Err(e) => {
+                    outcome = Err(match e.into_kind() {
+                        ErrorKind::ExpiredSignature => AuthError::Expired,
+                        ErrorKind::ImmatureSignature => AuthError::NotYetValid,
+                        ErrorKind::InvalidSignature => AuthError::BadSignature,
+                        ErrorKind::InvalidAudience => AuthError::WrongAudience,
+                        ErrorKind::InvalidIssuer => AuthError::UnknownIssuer,
+                        ErrorKind::MissingRequiredClaim(claim) => AuthError::MissingClaim(claim),
+                        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidKeyFormat => AuthError::BadSignature,
+                        _ => AuthError::Malformed,
+                    });
+                    // A definite answer about the claims ends the search; a bad signature may
+                    // just be the wrong one of several kid-less keys.
+                    if !matches!(outcome, Err(AuthError::BadSignature)) {
+                        return outcome.map(|()| unreachable!());
+                    }
+                }
+            }
+        }
+        outcome.map(|()| unreachable!())
+    }
+
+    fn principal(&self, claims: &Map<String, Value>) -> Result<Principal, AuthError> {
+        for required in &self.settings.required_claims {
+            if claim(claims, required).is_none_or(Value::is_null) {
+                return Err(AuthError::MissingClaim(required.clone()));
+            }
+        }
+        let identity = match &self.settings.identity_template {
+            Some(template) => fill_template(template, claims)?,
+            None => claim_text(claims, &self.settings.identity_claim)?,
+        };
+        let roles = match claim(claims, &self.settings.roles_claim) {
+            Some(Value::String(role)) => vec![role.clone()],
+            Some(Value::Array(roles)) => roles.iter().filter_map(|r| r.as_str().map(str::to_owned)).collect(),
+            _ => self.settings.default_roles.clone(),
+        };
+        Ok(Principal {
+            identity,
+            roles,
+            may_act_as: false,
+            source: PrincipalSource::Provider { issuer: self.settings.issuer.clone() },
+        })
+    }
+}
+
+/// A claim by top-level name first (names like `https://example.com/uid` or `cognito:groups`),
+/// else by dotted path into nested objects (`realm_access.roles`).
+fn claim<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    claims.get(path).or_else(|| {
+        let mut parts = path.split('.');
+        let first = claims.get(parts.next()?)?;
+        parts.try_fold(first, |value, part| value.get(part))
+    })
+}
+
+fn claim_text(claims: &Map<String, Value>, path: &str) -> Result<String, AuthError> {
+    match claim(claims, path) {
+        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        Some(Value::Number(n)) => Ok(n.to_string()),
+        Some(_) => Err(AuthError::BadIdentityClaim),
+        None => Err(AuthError::MissingClaim(path.to_owned())),
+    }
+}
+
+/// `"{tenant}:{sub}"` with each `{path}` replaced by that claim.
+fn fill_template(template: &str, claims: &Map<String, Value>) -> Result<String, AuthError> {
+    let mut identity = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        identity.push_str(&rest[..start]);
+        let end = rest[start..].find('}').ok_or(AuthError::BadIdentityClaim)? + start;
+        identity.push_str(&claim_text(claims, &rest[start + 1..end])?);
+        rest = &rest[end + 1..];
+    }
+    identity.push_str(rest);
+    Ok(identity)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(json: Value) -> Map<String, Value> {
+        json.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn claims_by_name_or_by_path() {
+        let c = claims(serde_json::json!({
+            "https://example.com/uid": "u1",
+            "cognito:groups": ["admins"],
+            "realm_access": {"roles": ["user", "admin"]}
+        }));
+        assert_eq!(claim(&c, "https://example.com/uid"), Some(&Value::from("u1")));
+        assert_eq!(claim(&c, "cognito:groups"), Some(&serde_json::json!(["admins"])));
+        assert_eq!(claim(&c, "realm_access.roles"), Some(&serde_json::json!(["user", "admin"])));
+        assert_eq!(claim(&c, "realm_access.missing"), None);
+    }
+
+    #[test]
+    fn templates_join_claims() {
+        let c = claims(serde_json::json!({"tenant": "acme", "sub": "42", "org": {"id": 7}}));
+        assert_eq!(fill_template("{tenant}:{sub}", &c).unwrap(), "acme:42");
+        assert_eq!(fill_template("org-{org.id}", &c).unwrap(), "org-7");
+        assert_eq!(fill_template("{nope}", &c), Err(AuthError::MissingClaim("nope".into())));
+    }
+
+    #[test]
+    fn symmetric_and_none_algorithms_are_configuration_errors() {
+        let settings = ProviderSettings {
+            issuer: "https://idp.example".into(),
+            audiences: vec!["app".into()],
+            jwks_uri: None,
+            jwks: None,
+            algorithms: vec!["HS256".into(), "none".into(), "RS256".into()],
+            identity_claim: default_identity_claim(),
+            identity_template: None,
+            roles_claim: default_roles_claim(),
+            default_roles: vec![],
+            required_claims: vec![],
+            leeway_secs: 60,
+            refresh_min_secs: 300,
+            refresh_max_secs: 3600,
+            unknown_kid_refetch_secs: 30,
+            fetch_timeout_ms: 1000,
+        };
+        let fetches = prometheus::IntCounterVec::new(prometheus::Opts::new("f", "f"), &["result"]).unwrap();
+        let problems = ProviderVerifier::new(&settings, fetches.clone()).unwrap_err();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        let plain_http =
+            ProviderSettings { issuer: "http://idp.example".into(), algorithms: vec!["RS256".into()], ..settings };
+        assert!(ProviderVerifier::new(&plain_http, fetches).unwrap_err()[0].contains("must use https"));
+    }
+}

@@ -1,0 +1,317 @@
+//! OpenID Connect / JWKS providers through the real server, against a JWKS server of our own on
+//! loopback that can rotate keys, fail, and count the fetches it sees. RFC 8725 is the
+//! checklist for the attacks: each must end in 401 `invalid_token`.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const AUDIENCE: &str = "tokenmint-app";
+
+/// A signing key with its public JWK.
+struct TestKey {
+    kid: String,
+    alg: Algorithm,
+    encoding: EncodingKey,
+    jwk: Value,
+}
+
+fn key(file: &str, alg: Algorithm, kid: &str) -> TestKey {
+    let pem = std::fs::read(repo_path(&format!("tests/fixtures/keys/{file}"))).unwrap();
+    let encoding = match alg {
+        Algorithm::ES256 => EncodingKey::from_ec_pem(&pem),
+        Algorithm::EdDSA => EncodingKey::from_ed_pem(&pem),
+        _ => EncodingKey::from_rsa_pem(&pem),
+    }
+    .unwrap();
+    let mut jwk = serde_json::to_value(Jwk::from_encoding_key(&encoding, alg).unwrap()).unwrap();
+    jwk["kid"] = kid.into();
+    jwk["use"] = "sig".into();
+    TestKey { kid: kid.into(), alg, encoding, jwk }
+}
+
+fn rsa_a() -> TestKey {
+    key("rsa-a.pem", Algorithm::RS256, "rsa-a")
+}
+
+/// What the JWKS server serves and how it misbehaves.
+#[derive(Default)]
+struct Served {
+    keys: RwLock<Vec<Value>>,
+    failing: AtomicBool,
+    fetches: AtomicUsize,
+    other_requests: AtomicUsize,
+}
+
+struct JwksServer {
+    base: String,
+    served: Arc<Served>,
+}
+
+impl JwksServer {
+    async fn start(keys: &[&TestKey]) -> Self {
+        let served = Arc::new(Served::default());
+        served.set(keys);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let discovery = json!({"issuer": base, "jwks_uri": format!("{base}/jwks.json")});
+        let app = axum::Router::new()
+            .route("/jwks.json", get(jwks))
+            .route("/.well-known/openid-configuration", get(move || async move { axum::Json(discovery) }))
+            .fallback(|State(served): State<Arc<Served>>| async move {
+                served.other_requests.fetch_add(1, Ordering::SeqCst);
+                StatusCode::NOT_FOUND
+            })
+            .with_state(served.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { base, served }
+    }
+}
+
+impl Served {
+    fn set(&self, keys: &[&TestKey]) {
+        *self.keys.write().unwrap() = keys.iter().map(|k| k.jwk.clone()).collect();
+    }
+}
+
+async fn jwks(State(served): State<Arc<Served>>) -> axum::response::Response {
+    served.fetches.fetch_add(1, Ordering::SeqCst);
+    if served.failing.load(Ordering::SeqCst) {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "garbage, not JSON").into_response();
+    }
+    let body = json!({"keys": *served.keys.read().unwrap()});
+    ([(header::CACHE_CONTROL, "max-age=600")], axum::Json(body)).into_response()
+}
+
+/// The provider's config; `extra` adds keys to the table.
+fn provider_toml(issuer: &str, extra: &str) -> String {
+    format!(
+        r#"
+[[auth.providers]]
+issuer = "{issuer}"
+audiences = ["{AUDIENCE}"]
+algorithms = ["RS256", "ES256", "EdDSA"]
+roles_claim = "realm_access.roles"
+default_roles = ["user"]
+{extra}
+"#
+    )
+}
+
+fn claims(issuer: &str, sub: &str) -> Value {
+    let now = now();
+    json!({"iss": issuer, "aud": AUDIENCE, "sub": sub, "iat": now, "exp": now + 300})
+}
+
+fn sign(key: &TestKey, claims: &Value) -> String {
+    let mut header = Header::new(key.alg);
+    header.kid = Some(key.kid.clone());
+    jsonwebtoken::encode(&header, claims, &key.encoding).unwrap()
+}
+
+async fn assert_refused(app: &TestApp, token: &str, why: &str) {
+    let response = app.post_token(Some(token), None).await;
+    assert_eq!(response.status(), 401, "{why}");
+    let challenge = response.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(challenge.contains("error=\"invalid_token\""), "{why}: {challenge}");
+    let problem: Value = response.json().await.unwrap();
+    let detail = problem["detail"].as_str().unwrap().to_lowercase();
+    for hint in ["kid", "key", "signature", "audience", "issuer", "algorithm"] {
+        assert!(!detail.contains(hint), "{why}: the body gives no hint beyond RFC 6750: {detail}");
+    }
+}
+
+#[tokio::test]
+async fn tokens_signed_by_each_algorithm_are_accepted_with_nested_roles() {
+    let (rsa, ec, ed) =
+        (rsa_a(), key("ec-p256.pem", Algorithm::ES256, "ec"), key("ed25519.pem", Algorithm::EdDSA, "ed"));
+    let idp = JwksServer::start(&[&rsa, &ec, &ed]).await;
+    let app = spawn_app_configured(&provider_toml(&idp.base, ""), &[], true).await;
+    for key in [&rsa, &ec, &ed] {
+        let mut claims = claims(&idp.base, &format!("user-{}", key.kid));
+        claims["realm_access"] = json!({"roles": ["user"]});
+        let body = app.mint_ok(&sign(key, &claims), None).await;
+        assert_eq!(body["identity"], format!("user-{}", key.kid));
+    }
+    assert_eq!(idp.served.fetches.load(Ordering::SeqCst), 1, "found by discovery, fetched once");
+}
+
+#[tokio::test]
+async fn every_rfc_8725_attack_is_refused() {
+    let (rsa, outsider) = (rsa_a(), key("rsa-outsider.pem", Algorithm::RS256, "rsa-a"));
+    let idp = JwksServer::start(&[&rsa]).await;
+    let app = spawn_app_configured(&provider_toml(&idp.base, ""), &[], true).await;
+    let good = claims(&idp.base, "alice");
+
+    // alg none: no signature at all.
+    let none_header = URL_SAFE_NO_PAD.encode(json!({"alg": "none", "typ": "JWT"}).to_string());
+    let payload = URL_SAFE_NO_PAD.encode(good.to_string());
+    assert_refused(&app, &format!("{none_header}.{payload}."), "alg none").await;
+
+    // Key confusion: HS256 "signed" with the provider's RSA public key as the secret.
+    let public_pem = {
+        let n = rsa.jwk["n"].as_str().unwrap();
+        format!("-----BEGIN PUBLIC KEY-----\n{n}\n-----END PUBLIC KEY-----\n")
+    };
+    let mut hs = Header::new(Algorithm::HS256);
+    hs.kid = Some(rsa.kid.clone());
+    let confused = jsonwebtoken::encode(&hs, &good, &EncodingKey::from_secret(public_pem.as_bytes())).unwrap();
+    assert_refused(&app, &confused, "HS256 with the public key as secret").await;
+    let confused_jwk =
+        jsonwebtoken::encode(&hs, &good, &EncodingKey::from_secret(rsa.jwk.to_string().as_bytes())).unwrap();
+    assert_refused(&app, &confused_jwk, "HS256 with the JWK as secret").await;
+
+    // A valid signature by a key outside the provider's set, under the provider's kid.
+    assert_refused(&app, &sign(&outsider, &good), "key outside the set").await;
+
+    let now = now();
+    let with = |overrides: Value| {
+        let mut c = good.clone();
+        c.as_object_mut().unwrap().extend(overrides.as_object().unwrap().clone());
+        sign(&rsa, &c)
+    };
+    assert_refused(&app, &with(json!({"exp": now - 120})), "expired beyond the leeway").await;
+    assert_refused(&app, &with(json!({"nbf": now + 300})), "nbf beyond the leeway").await;
+    assert_refused(&app, &with(json!({"aud": "someone-else"})), "wrong aud").await;
+    assert_refused(&app, &with(json!({"iss": "https://evil.example"})), "wrong iss").await;
+    let mut no_exp = good.clone();
+    no_exp.as_object_mut().unwrap().remove("exp");
+    assert_refused(&app, &sign(&rsa, &no_exp), "missing exp").await;
+
+    // Header fields pointing at an attacker's keys are ignored, and never fetched.
+    for field in ["jku", "x5u"] {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some("attacker".into());
+        header.extras.insert(field, format!("{}/attacker-keys", idp.base));
+        let token = jsonwebtoken::encode(&header, &good, &outsider.encoding).unwrap();
+        assert_refused(&app, &token, field).await;
+    }
+    let mut embedded = Header::new(Algorithm::RS256);
+    embedded.jwk = Some(serde_json::from_value(outsider.jwk.clone()).unwrap());
+    assert_refused(&app, &jsonwebtoken::encode(&embedded, &good, &outsider.encoding).unwrap(), "embedded jwk").await;
+    assert_eq!(idp.served.other_requests.load(Ordering::SeqCst), 0, "no jku/x5u was fetched");
+
+    // A token over 8 KiB is refused unparsed.
+    let mut huge = good.clone();
+    huge["pad"] = "x".repeat(9 * 1024).into();
+    assert_refused(&app, &sign(&rsa, &huge), "over 8 KiB").await;
+
+    app.mint_ok(&sign(&rsa, &good), None).await;
+}
+
+#[tokio::test]
+async fn a_kid_naming_another_providers_key_is_refused() {
+    let (key_a, key_b) = (rsa_a(), key("rsa-b.pem", Algorithm::RS256, "rsa-b"));
+    let (idp_a, idp_b) = (JwksServer::start(&[&key_a]).await, JwksServer::start(&[&key_b]).await);
+    let config = provider_toml(&idp_a.base, "") + &provider_toml(&idp_b.base, "");
+    let app = spawn_app_configured(&config, &[], true).await;
+    app.mint_ok(&sign(&key_b, &claims(&idp_b.base, "bob")), None).await;
+    assert_refused(&app, &sign(&key_b, &claims(&idp_a.base, "bob")), "B's key for A's issuer").await;
+}
+
+#[tokio::test]
+async fn a_key_set_with_a_symmetric_key_never_verifies_with_it() {
+    let rsa = rsa_a();
+    let idp = JwksServer::start(&[&rsa]).await;
+    let secret = "symmetric-secret-symmetric-secret-0123";
+    idp.served
+        .keys
+        .write()
+        .unwrap()
+        .push(json!({"kty": "oct", "kid": "sym", "k": URL_SAFE_NO_PAD.encode(secret), "alg": "HS256"}));
+    let app = spawn_app_configured(&provider_toml(&idp.base, ""), &[], true).await;
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some("sym".into());
+    let token =
+        jsonwebtoken::encode(&header, &claims(&idp.base, "alice"), &EncodingKey::from_secret(secret.as_bytes()))
+            .unwrap();
+    assert_refused(&app, &token, "HS256 with the set's symmetric key").await;
+}
+
+#[tokio::test]
+async fn a_burst_of_random_kids_causes_at_most_one_fetch_per_interval() {
+    let rsa = rsa_a();
+    let idp = JwksServer::start(&[&rsa]).await;
+    let app = Arc::new(spawn_app_configured(&provider_toml(&idp.base, ""), &[], true).await);
+    let after_start = idp.served.fetches.load(Ordering::SeqCst);
+    let mut tasks = tokio::task::JoinSet::new();
+    // The kid is looked up before any signature is checked, so the flood needs no real
+    // signatures (signing 10,000 RSA tokens would dominate the test's time).
+    let payload = URL_SAFE_NO_PAD.encode(claims(&idp.base, "alice").to_string());
+    for worker in 0..50 {
+        let (app, payload) = (app.clone(), payload.clone());
+        tasks.spawn(async move {
+            for i in 0..200 {
+                let header = json!({"alg": "RS256", "typ": "JWT", "kid": format!("random-{worker}-{i}")});
+                let token = format!(
+                    "{}.{payload}.{}",
+                    URL_SAFE_NO_PAD.encode(header.to_string()),
+                    URL_SAFE_NO_PAD.encode([7u8; 256])
+                );
+                assert_eq!(app.post_token(Some(&token), None).await.status(), 401);
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    let extra = idp.served.fetches.load(Ordering::SeqCst) - after_start;
+    assert!(extra <= 1, "10,000 unknown kids caused {extra} fetches within one 30 s interval");
+}
+
+#[tokio::test]
+async fn a_rotated_key_is_picked_up_without_a_restart() {
+    let (old, new) = (rsa_a(), key("rsa-b.pem", Algorithm::RS256, "rsa-b"));
+    let idp = JwksServer::start(&[&old]).await;
+    let app = spawn_app_configured(&provider_toml(&idp.base, "unknown_kid_refetch_secs = 0"), &[], true).await;
+    app.mint_ok(&sign(&old, &claims(&idp.base, "alice")), None).await;
+    idp.served.set(&[&old, &new]);
+    app.mint_ok(&sign(&new, &claims(&idp.base, "alice")), None).await;
+    idp.served.set(&[&new]);
+    app.mint_ok(&sign(&new, &claims(&idp.base, "alice")), None).await;
+}
+
+#[tokio::test]
+async fn minting_goes_on_from_cached_keys_while_the_provider_is_down() {
+    let rsa = rsa_a();
+    let idp = JwksServer::start(&[&rsa]).await;
+    let extra = format!("jwks_uri = \"{}/jwks.json\"\nrefresh_min_secs = 1\nrefresh_max_secs = 1", idp.base);
+    let app = spawn_app_configured(&provider_toml(&idp.base, &extra), &[], true).await;
+    idp.served.failing.store(true, Ordering::SeqCst);
+    let before = idp.served.fetches.load(Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while idp.served.fetches.load(Ordering::SeqCst) < before + 2 {
+        assert!(Instant::now() < deadline, "the refresh schedule did not run");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    app.mint_ok(&sign(&rsa, &claims(&idp.base, "alice")), None).await;
+    assert_eq!(
+        app.client.get(app.admin_url("/readyz")).send().await.unwrap().status(),
+        200,
+        "a held key set keeps readiness up"
+    );
+    let metrics = app.client.get(app.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(!metrics.contains("tokenmint_jwks_fetches_total{result=\"error\"} 0"), "failed fetches are counted");
+}
+
+#[tokio::test]
+async fn readiness_waits_for_a_first_key_set() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let extra = format!("jwks_uri = \"http://{closed}/jwks.json\"\nfetch_timeout_ms = 200");
+    let app = spawn_app_configured(&provider_toml(&format!("http://{closed}"), &extra), &[], false).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let response = app.client.get(app.admin_url("/readyz")).send().await.unwrap();
+    assert_problem(response, 503, "identity provider").await;
+}
