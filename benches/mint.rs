@@ -1,6 +1,7 @@
-//! The mint path (grants built, serialized, signed) beside its floor: a bare HMAC-SHA256 over
-//! the same signing input, with and without the base64url work a JWT needs. Run with
-//! `cargo bench --bench mint`.
+//! The mint path (grants built, serialized, signed) beside its floor, a bare HMAC-SHA256 over
+//! the same signing input (with and without the base64url work a JWT needs), and each credential
+//! check through the real `Authenticator`: HS256 session, API-key hash lookup, and RS256, ES256
+//! and EdDSA provider tokens. One run, so the figures compare. `cargo bench --bench mint`.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -74,5 +75,91 @@ fn bench_mint(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_mint);
+fn bench_credentials(c: &mut Criterion) {
+    use jsonwebtoken::jwk::Jwk;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    use tokenmint::auth::Authenticator;
+    use tokenmint::config::env::EnvVars;
+
+    let keys = [
+        (
+            "rsa",
+            Algorithm::RS256,
+            EncodingKey::from_rsa_pem(include_bytes!("../tests/fixtures/keys/rsa-a.pem")).unwrap(),
+        ),
+        (
+            "ec",
+            Algorithm::ES256,
+            EncodingKey::from_ec_pem(include_bytes!("../tests/fixtures/keys/ec-p256.pem")).unwrap(),
+        ),
+        (
+            "ed",
+            Algorithm::EdDSA,
+            EncodingKey::from_ed_pem(include_bytes!("../tests/fixtures/keys/ed25519.pem")).unwrap(),
+        ),
+    ];
+    let jwks: Vec<serde_json::Value> = keys
+        .iter()
+        .map(|(kid, alg, key)| {
+            let mut jwk = serde_json::to_value(Jwk::from_encoding_key(key, *alg).unwrap()).unwrap();
+            jwk["kid"] = (*kid).into();
+            jwk
+        })
+        .collect();
+    let session_secret = "bench-session-secret-bench-session-secret-01";
+    let api_key = "tmk_bench_0123456789abcdef";
+    let api_key_hash: String =
+        <sha2::Sha256 as sha2::Digest>::digest(api_key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    let toml = format!(
+        r#"
+        [[sessions]]
+        issuer = "https://app.bench"
+        audiences = ["bench"]
+        secret_env = "BENCH_SESSION_SECRET"
+        [[api_keys]]
+        name = "backend"
+        sha256 = "{api_key_hash}"
+        [[providers]]
+        issuer = "https://idp.bench"
+        audiences = ["bench"]
+        algorithms = ["RS256", "ES256", "EdDSA"]
+        jwks = '{}'
+        "#,
+        serde_json::json!({"keys": jwks})
+    );
+    let settings = config::Config::builder()
+        .add_source(config::File::from_str(&toml, config::FileFormat::Toml))
+        .build()
+        .and_then(config::Config::try_deserialize)
+        .unwrap();
+    let env: EnvVars = [("BENCH_SESSION_SECRET", session_secret)].into_iter().collect();
+    let authenticator = Authenticator::from_settings(&settings, &env).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+
+    let exp = tokenmint::token::unix_now() + 3600;
+    let provider_token = |kid: &str, alg: Algorithm, key: &EncodingKey| {
+        let mut header = Header::new(alg);
+        header.kid = Some(kid.into());
+        let claims = serde_json::json!({"iss": "https://idp.bench", "aud": "bench", "sub": "alice", "exp": exp});
+        jsonwebtoken::encode(&header, &claims, key).unwrap()
+    };
+    let mut credentials = vec![
+        ("HS256 app session".to_owned(), authenticator.dev_session_token("alice", &["user"], 3600).unwrap()),
+        ("API key (SHA-256 lookup)".to_owned(), api_key.to_owned()),
+    ];
+    for (kid, alg, key) in &keys {
+        credentials.push((format!("{alg:?} provider token"), provider_token(kid, *alg, key)));
+    }
+
+    let mut group = c.benchmark_group("verify");
+    for (name, credential) in &credentials {
+        assert!(runtime.block_on(authenticator.authenticate(credential)).is_ok(), "{name} verifies");
+        group.bench_function(name.as_str(), |b| {
+            b.iter(|| runtime.block_on(authenticator.authenticate(black_box(credential))).unwrap())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_mint, bench_credentials);
 criterion_main!(benches);

@@ -9,6 +9,7 @@ mod helpers;
 mod layers;
 mod leaks;
 mod official_library;
+mod oidc_provider;
 mod providers;
 mod redis_store;
 mod reload;
