@@ -140,8 +140,13 @@ fn mint(
         .map(serde_json::from_str)
         .transpose()
         .context("--grants is not a valid grants object (e.g. '{\"video\":{\"room\":\"standup\"}}')")?;
-    let principal =
-        Principal { identity, roles, may_act_as: false, source: PrincipalSource::ApiKey { name: "cli".into() } };
+    let principal = Principal {
+        identity,
+        roles,
+        may_act_as: false,
+        tenant: None,
+        source: PrincipalSource::ApiKey { name: "cli".into() },
+    };
     let request = TokenRequest { ttl, identity: None, grants };
     let decision = runtime.policy.decide(&principal, &request).map_err(|e| anyhow!("refused: {e}"))?;
     let minter = TokenMinter::new(&runtime.credentials, &runtime.settings.token);

@@ -79,6 +79,7 @@ impl ApiKeyStore {
             identity: key.name.clone(),
             roles: key.roles.clone(),
             may_act_as: key.act_as,
+            tenant: None,
             source: PrincipalSource::ApiKey { name: key.name.clone() },
         })
     }

@@ -53,6 +53,24 @@ impl KeySet {
     }
 }
 
+impl KeySet {
+    /// One PEM public key, tried as each key type the allowed algorithms use.
+    pub fn from_pem(pem: &[u8], allowed: &[Algorithm]) -> Option<Self> {
+        let key = allowed.iter().find_map(|alg| match alg {
+            Algorithm::RS256
+            | Algorithm::RS384
+            | Algorithm::RS512
+            | Algorithm::PS256
+            | Algorithm::PS384
+            | Algorithm::PS512 => DecodingKey::from_rsa_pem(pem).ok(),
+            Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(pem).ok(),
+            Algorithm::EdDSA => DecodingKey::from_ed_pem(pem).ok(),
+            _ => None,
+        })?;
+        Some(Self { keys: vec![PublicKey { kid: None, alg: None, key }] })
+    }
+}
+
 /// Where keys come from.
 #[derive(Debug, Clone)]
 pub enum KeySource {

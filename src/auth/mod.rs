@@ -45,6 +45,9 @@ pub struct Principal {
     pub roles: Vec<String>,
     /// Whether the caller may name another identity (a trusted backend).
     pub may_act_as: bool,
+    /// The tenant an identity provider's token names (its `tenant_claim`), for choosing among
+    /// several Twilio accounts.
+    pub tenant: Option<String>,
     /// Which credential proved it, for the audit log.
     pub source: PrincipalSource,
 }

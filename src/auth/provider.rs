@@ -41,6 +41,8 @@ pub struct ProviderSettings {
     pub jwks_uri: Option<String>,
     /// A JWK set given inline (JSON), instead of fetching one.
     pub jwks: Option<String>,
+    /// A public key given inline as PEM (RSA, EC or Ed25519), instead of fetching a set.
+    pub public_key_pem: Option<String>,
     /// Allowed algorithms (RS256/384/512, PS256/384/512, ES256/384, EdDSA).
     #[serde(default = "default_algorithms")]
     pub algorithms: Vec<String>,
@@ -57,6 +59,8 @@ pub struct ProviderSettings {
     /// Roles for a user whose token carries none.
     #[serde(default)]
     pub default_roles: Vec<String>,
+    /// The claim naming the user's tenant (required in every token when set).
+    pub tenant_claim: Option<String>,
     /// Claims that must be present (e.g. `email_verified`).
     #[serde(default)]
     pub required_claims: Vec<String>,
@@ -147,10 +151,22 @@ impl ProviderVerifier {
             unknown_kid_interval: Duration::from_secs(settings.unknown_kid_refetch_secs),
             timeout: Duration::from_millis(settings.fetch_timeout_ms.max(1)),
         };
+        let sources = [settings.jwks.is_some(), settings.jwks_uri.is_some(), settings.public_key_pem.is_some()];
         let cache = match (&settings.jwks, &settings.jwks_uri) {
-            (Some(_), Some(_)) => {
-                problems.push("set jwks (inline keys) or jwks_uri, not both".to_owned());
+            _ if sources.iter().filter(|set| **set).count() > 1 => {
+                problems.push("set one of jwks, jwks_uri and public_key_pem".to_owned());
                 None
+            }
+            _ if settings.public_key_pem.is_some() => {
+                match KeySet::from_pem(settings.public_key_pem.as_deref().unwrap_or_default().as_bytes(), &algorithms) {
+                    Some(keys) => Some(JwksCache::fixed(keys, fetches)),
+                    None => {
+                        problems.push(
+                            "public_key_pem is not a PEM public key of a type the allowed algorithms use".to_owned(),
+                        );
+                        None
+                    }
+                }
             }
             (Some(inline), None) => match KeySet::parse(inline.as_bytes(), &algorithms) {
                 Ok(keys) if !keys.keys.is_empty() => Some(JwksCache::fixed(keys, fetches)),
@@ -170,6 +186,7 @@ impl ProviderVerifier {
                     None
                 }
             },
+            (Some(_), Some(_)) => None,
             (None, None) => match check_fetch_url(&settings.issuer) {
                 Ok(()) => Some(JwksCache::new(
                     KeySource::Discovery { issuer: settings.issuer.clone() },
@@ -215,7 +232,9 @@ impl ProviderVerifier {
         self.principal(&claims)
     }
 
-    /// Verifies with the cached keys that fit `kid` and `alg`.
+    /// Verifies with the cached keys that fit `kid` and `alg`. A key without a `kid` (a static
+    /// PEM key, say) is tried whatever the token's `kid` says; the `kid` only picks among
+    /// named keys.
     fn try_keys(&self, token: &str, alg: Algorithm, kid: Option<&str>) -> Result<Map<String, Value>, AuthError> {
         let keys = self.cache.keys().ok_or(AuthError::UnknownKey)?;
         let mut validation = Validation::new(alg);
@@ -227,7 +246,7 @@ impl ProviderVerifier {
         let candidates = keys
             .keys
             .iter()
-            .filter(|k| kid.is_none() || k.kid.as_deref() == kid)
+            .filter(|k| kid.is_none() || k.kid.is_none() || k.kid.as_deref() == kid)
             .filter(|k| k.alg.is_none_or(|a| a == alg));
         let mut outcome = Err(AuthError::UnknownKey);
         for candidate in candidates {
@@ -270,10 +289,12 @@ impl ProviderVerifier {
             Some(Value::Array(roles)) => roles.iter().filter_map(|r| r.as_str().map(str::to_owned)).collect(),
             _ => self.settings.default_roles.clone(),
         };
+        let tenant = self.settings.tenant_claim.as_deref().map(|path| claim_text(claims, path)).transpose()?;
         Ok(Principal {
             identity,
             roles,
             may_act_as: false,
+            tenant,
             source: PrincipalSource::Provider { issuer: self.settings.issuer.clone() },
         })
     }
@@ -348,6 +369,8 @@ mod tests {
             audiences: vec!["app".into()],
             jwks_uri: None,
             jwks: None,
+            public_key_pem: None,
+            tenant_claim: None,
             algorithms: vec!["HS256".into(), "none".into(), "RS256".into()],
             identity_claim: default_identity_claim(),
             identity_template: None,

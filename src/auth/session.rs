@@ -150,6 +150,7 @@ impl SessionVerifier {
             identity,
             roles,
             may_act_as: false,
+            tenant: None,
             source: PrincipalSource::Session { issuer: self.settings.issuer.clone() },
         })
     }

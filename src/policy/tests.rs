@@ -26,6 +26,7 @@ fn user(identity: &str, roles: &[&str]) -> Principal {
         identity: identity.into(),
         roles: roles.iter().map(|r| r.to_string()).collect(),
         may_act_as: false,
+        tenant: None,
         source: PrincipalSource::Session { issuer: "app".into() },
     }
 }

@@ -315,3 +315,28 @@ async fn readiness_waits_for_a_first_key_set() {
     let response = app.client.get(app.admin_url("/readyz")).send().await.unwrap();
     assert_problem(response, 503, "identity provider").await;
 }
+
+#[tokio::test]
+async fn a_static_pem_key_with_a_tenant_claim_and_an_identity_template() {
+    let (rsa, ec) = (rsa_a(), key("ec-p256.pem", Algorithm::ES256, "ec"));
+    let issuer = "https://static.idp.example";
+    let mut config = String::new();
+    for (pem_file, iss) in [("rsa-a.pub.pem", issuer.to_owned()), ("ec-p256.pub.pem", format!("{issuer}/ec"))] {
+        let pem = std::fs::read_to_string(repo_path(&format!("tests/fixtures/keys/{pem_file}"))).unwrap();
+        config += &provider_toml(
+            &iss,
+            &format!(
+                "public_key_pem = '''\n{pem}'''\ntenant_claim = \"tenant\"\nidentity_template = \"{{tenant}}:{{sub}}\""
+            ),
+        );
+    }
+    let app = spawn_app_configured(&config, &[], true).await;
+    let mut claims = claims(issuer, "alice");
+    claims["tenant"] = "acme".into();
+    let unnamed = jsonwebtoken::encode(&Header::new(Algorithm::RS256), &claims, &rsa.encoding).unwrap();
+    assert_eq!(app.mint_ok(&unnamed, None).await["identity"], "acme:alice", "no kid needed with one static key");
+    claims["iss"] = format!("{issuer}/ec").into();
+    assert_eq!(app.mint_ok(&sign(&ec, &claims), None).await["identity"], "acme:alice", "an EC PEM key");
+    claims.as_object_mut().unwrap().remove("tenant");
+    assert_refused(&app, &sign(&ec, &claims), "the tenant claim is required when configured").await;
+}

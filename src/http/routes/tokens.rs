@@ -70,6 +70,7 @@ pub async fn mint_token(
         request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or(""),
         identity = %decision.spec.identity,
         principal = %principal.source,
+        tenant = principal.tenant.as_deref(),
         rule = %decision.rule,
         grants = ?grants,
         ttl = decision.spec.ttl_secs,
