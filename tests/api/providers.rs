@@ -51,6 +51,10 @@ fn rsa_a() -> TestKey {
 struct Served {
     keys: RwLock<Vec<Value>>,
     failing: AtomicBool,
+    /// Milliseconds to wait before answering.
+    delay_ms: AtomicUsize,
+    /// The `Cache-Control: max-age` sent, in seconds (0: the default 600).
+    max_age_secs: AtomicUsize,
     fetches: AtomicUsize,
     other_requests: AtomicUsize,
 }
@@ -88,11 +92,16 @@ impl Served {
 
 async fn jwks(State(served): State<Arc<Served>>) -> axum::response::Response {
     served.fetches.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(served.delay_ms.load(Ordering::SeqCst) as u64)).await;
     if served.failing.load(Ordering::SeqCst) {
         return (StatusCode::INTERNAL_SERVER_ERROR, "garbage, not JSON").into_response();
     }
     let body = json!({"keys": *served.keys.read().unwrap()});
-    ([(header::CACHE_CONTROL, "max-age=600")], axum::Json(body)).into_response()
+    let max_age = match served.max_age_secs.load(Ordering::SeqCst) {
+        0 => 600,
+        secs => secs,
+    };
+    ([(header::CACHE_CONTROL, format!("public, max-age={max_age}"))], axum::Json(body)).into_response()
 }
 
 /// The provider's config; `extra` adds keys to the table.
@@ -339,4 +348,40 @@ async fn a_static_pem_key_with_a_tenant_claim_and_an_identity_template() {
     assert_eq!(app.mint_ok(&sign(&ec, &claims), None).await["identity"], "acme:alice", "an EC PEM key");
     claims.as_object_mut().unwrap().remove("tenant");
     assert_refused(&app, &sign(&ec, &claims), "the tenant claim is required when configured").await;
+}
+
+#[tokio::test]
+async fn a_slow_provider_delays_only_unknown_kids_and_only_up_to_the_timeout() {
+    let rsa = rsa_a();
+    let idp = JwksServer::start(&[&rsa]).await;
+    let extra = "fetch_timeout_ms = 300\nunknown_kid_refetch_secs = 0";
+    let app = spawn_app_configured(&provider_toml(&idp.base, extra), &[], true).await;
+    idp.served.delay_ms.store(5_000, Ordering::SeqCst);
+    let started = Instant::now();
+    app.mint_ok(&sign(&rsa, &claims(&idp.base, "alice")), None).await;
+    assert!(started.elapsed() < Duration::from_millis(250), "a known kid never waits for the provider");
+    let unknown = TestKey { kid: "not-yet-published".into(), ..key("rsa-b.pem", Algorithm::RS256, "x") };
+    let started = Instant::now();
+    assert_refused(&app, &sign(&unknown, &claims(&idp.base, "alice")), "unknown kid, provider too slow").await;
+    assert!(started.elapsed() < Duration::from_secs(2), "bounded by fetch_timeout_ms: {:?}", started.elapsed());
+    app.mint_ok(&sign(&rsa, &claims(&idp.base, "alice")), None).await;
+}
+
+#[tokio::test]
+async fn refresh_follows_max_age_within_the_configured_bounds() {
+    let rsa = rsa_a();
+    let idp = JwksServer::start(&[&rsa]).await;
+    idp.served.max_age_secs.store(1, Ordering::SeqCst);
+    let extra = "refresh_min_secs = 1\nrefresh_max_secs = 3600";
+    let _app = spawn_app_configured(&provider_toml(&idp.base, extra), &[], true).await;
+    let started = Instant::now();
+    while idp.served.fetches.load(Ordering::SeqCst) < 3 {
+        assert!(started.elapsed() < Duration::from_secs(8), "max-age=1 should bring a refetch every second");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    idp.served.max_age_secs.store(3000, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let settled = idp.served.fetches.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    assert_eq!(idp.served.fetches.load(Ordering::SeqCst), settled, "max-age=3000 stops the refetching");
 }
