@@ -277,3 +277,54 @@ pub fn check_fetch_url(url: &str) -> Result<(), String> {
         _ => Err(format!("{url:?} must use https (http is accepted only on loopback)")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real RSA public key as a JWK (the fixture key), with extra members.
+    fn rsa_jwk(extra: Value) -> Value {
+        let pem = include_bytes!("../../tests/fixtures/keys/rsa-a.pem");
+        let encoding = jsonwebtoken::EncodingKey::from_rsa_pem(pem).unwrap();
+        let mut jwk = serde_json::to_value(Jwk::from_encoding_key(&encoding, Algorithm::RS256).unwrap()).unwrap();
+        jwk.as_object_mut().unwrap().remove("alg");
+        jwk.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        jwk
+    }
+
+    fn kids(set: &KeySet) -> Vec<&str> {
+        set.keys.iter().filter_map(|k| k.kid.as_deref()).collect()
+    }
+
+    #[test]
+    fn encryption_keys_symmetric_keys_and_disallowed_algorithms_are_dropped() {
+        let document = serde_json::json!({"keys": [
+            rsa_jwk(serde_json::json!({"kid": "signing", "use": "sig", "alg": "RS256"})),
+            rsa_jwk(serde_json::json!({"kid": "no-alg"})),
+            rsa_jwk(serde_json::json!({"kid": "encryption", "use": "enc"})),
+            rsa_jwk(serde_json::json!({"kid": "other-alg", "alg": "RS512"})),
+            {"kty": "oct", "kid": "symmetric", "k": "c2VjcmV0"},
+            {"kty": "unknown-type", "kid": "strange"},
+        ]});
+        let set = KeySet::parse(document.to_string().as_bytes(), &[Algorithm::RS256]).unwrap();
+        assert_eq!(kids(&set), ["signing", "no-alg"]);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_an_empty_set() {
+        assert!(KeySet::parse(b"<html>", &[Algorithm::RS256]).is_err());
+        assert!(KeySet::parse(b"{\"no_keys\": []}", &[Algorithm::RS256]).is_err());
+    }
+
+    #[test]
+    fn keys_are_fetched_over_https_or_from_loopback() {
+        for ok in
+            ["https://idp.example/jwks", "http://127.0.0.1:8080/jwks", "http://localhost/jwks", "http://[::1]:9/k"]
+        {
+            assert!(check_fetch_url(ok).is_ok(), "{ok}");
+        }
+        for bad in ["http://idp.example/jwks", "ftp://idp.example/k", "not a url", "http://10.0.0.1/jwks"] {
+            assert!(check_fetch_url(bad).is_err(), "{bad}");
+        }
+    }
+}

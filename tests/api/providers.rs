@@ -53,6 +53,8 @@ struct Served {
     failing: AtomicBool,
     /// Milliseconds to wait before answering.
     delay_ms: AtomicUsize,
+    /// Bytes of padding added to the key set (to exceed the size cap).
+    padding: AtomicUsize,
     /// The `Cache-Control: max-age` sent, in seconds (0: the default 600).
     max_age_secs: AtomicUsize,
     fetches: AtomicUsize,
@@ -96,7 +98,8 @@ async fn jwks(State(served): State<Arc<Served>>) -> axum::response::Response {
     if served.failing.load(Ordering::SeqCst) {
         return (StatusCode::INTERNAL_SERVER_ERROR, "garbage, not JSON").into_response();
     }
-    let body = json!({"keys": *served.keys.read().unwrap()});
+    let body =
+        json!({"keys": *served.keys.read().unwrap(), "padding": "x".repeat(served.padding.load(Ordering::SeqCst))});
     let max_age = match served.max_age_secs.load(Ordering::SeqCst) {
         0 => 600,
         secs => secs,
@@ -384,4 +387,17 @@ async fn refresh_follows_max_age_within_the_configured_bounds() {
     let settled = idp.served.fetches.load(Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(2_000)).await;
     assert_eq!(idp.served.fetches.load(Ordering::SeqCst), settled, "max-age=3000 stops the refetching");
+}
+
+#[tokio::test]
+async fn an_oversized_key_set_is_refused_and_the_last_good_one_kept() {
+    let (old, new) = (rsa_a(), key("rsa-b.pem", Algorithm::RS256, "rsa-b"));
+    let idp = JwksServer::start(&[&old]).await;
+    let app = spawn_app_configured(&provider_toml(&idp.base, "unknown_kid_refetch_secs = 0"), &[], true).await;
+    idp.served.set(&[&old, &new]);
+    idp.served.padding.store(2 * 1024 * 1024, Ordering::SeqCst);
+    assert_refused(&app, &sign(&new, &claims(&idp.base, "alice")), "the key set over 1 MiB is not read").await;
+    app.mint_ok(&sign(&old, &claims(&idp.base, "alice")), None).await;
+    idp.served.padding.store(0, Ordering::SeqCst);
+    app.mint_ok(&sign(&new, &claims(&idp.base, "alice")), None).await;
 }
