@@ -125,11 +125,14 @@ struct Limit {
     name: String,
     settings: QuotaSettings,
     limiter: KeyedLimiter,
+    /// The `RateLimit-Policy` member, which never changes: built once, cloned per response.
+    policy: String,
 }
 
 impl Limit {
     fn new(name: String, settings: QuotaSettings) -> Self {
-        Self { limiter: KeyedLimiter::new(settings), name, settings }
+        let policy = format!("\"{name}\";q={};w=60", settings.per_minute);
+        Self { limiter: KeyedLimiter::new(settings), name, settings, policy }
     }
 
     /// Checks `key` in the shared store when there is one, else (or, failing open, when it is
@@ -152,7 +155,7 @@ impl Limit {
     }
 
     fn fields(&self, scope: Scope, verdict: Result<memory::Remaining, u64>) -> Result<RateLimitFields, Limited> {
-        let policy = format!("\"{}\";q={};w=60", self.name, self.settings.per_minute);
+        let policy = self.policy.clone();
         match verdict {
             Ok(state) => Ok(RateLimitFields {
                 policy,
