@@ -11,7 +11,8 @@ connections=${2:-64}
 command -v wrk >/dev/null || { echo "bench/layers.sh: install wrk (apt-get install wrk)" >&2; exit 1; }
 
 cargo build --release --quiet --bin tokenmint --example bare_mint
-pin() { if command -v taskset >/dev/null; then taskset -c "$1" "${@:2}"; else "${@:2}"; fi; }
+# exec, so that a backgrounded `pin … &` is the server itself and $! can stop it.
+pin() { if command -v taskset >/dev/null; then exec taskset -c "$1" "${@:2}"; else exec "${@:2}"; fi; }
 
 export TWILIO_ACCOUNT_SID=AC0123456789abcdef0123456789abcdef
 export TWILIO_API_KEY=SKfedcba9876543210fedcba9876543210
@@ -48,7 +49,7 @@ trap 'exit 130' INT TERM
 run() { # name, url [admin address to report statuses from]
   sleep 1
   local out
-  out=$(pin 1 wrk -t1 -c"$connections" -d"${duration}s" --latency -s "$lua" "$2")
+  out=$( (pin 1 wrk -t1 -c"$connections" -d"${duration}s" --latency -s "$lua" "$2") )
   printf '%-34s %10s req/s   p50 %-8s p99 %-8s non-2xx %s\n' "$1" \
     "$(awk '/Requests\/sec/ {print $2}' <<<"$out")" \
     "$(awk '$1=="50%" {print $2}' <<<"$out")" "$(awk '$1=="99%" {print $2}' <<<"$out")" \
