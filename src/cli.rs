@@ -89,18 +89,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn load(config: Option<&Path>, dev: bool) -> anyhow::Result<(Runtime, EnvVars)> {
+fn load(config: Option<&Path>, dev: bool) -> anyhow::Result<Runtime> {
     let mut env = EnvVars::from_process();
     if dev {
         crate::dev::prepare_env(&mut env);
     }
     let settings = Settings::load(config, dev, &env).map_err(|e| anyhow!(e))?;
-    let runtime = Runtime::assemble(settings, &env, dev).map_err(|problems| anyhow!(problems.join("\n  ")))?;
-    Ok((runtime, env))
+    Runtime::assemble(settings, &env, dev).map_err(|problems| anyhow!(problems.join("\n  ")))
 }
 
 async fn serve(config: Option<&Path>, dev: bool) -> anyhow::Result<()> {
-    let (runtime, _) = load(config, dev)?;
+    let runtime = load(config, dev)?;
     crate::telemetry::init(&runtime.settings.log).map_err(|e| anyhow!(e))?;
     let token_settings = runtime.settings.token.clone();
     let placeholder = runtime.credentials.is_placeholder();
@@ -129,7 +128,7 @@ fn mint(
     ttl: Option<u32>,
     grants: Option<&str>,
 ) -> anyhow::Result<()> {
-    let (runtime, _) = load(config, dev)?;
+    let runtime = load(config, dev)?;
     if roles.is_empty() {
         if !dev {
             bail!("name the roles to mint as with --role (they select the policy rule)");
@@ -218,7 +217,7 @@ fn decode(token: &str, secret_file: Option<&Path>) -> anyhow::Result<()> {
 }
 
 fn check_config(config: Option<&Path>, dev: bool) -> anyhow::Result<()> {
-    let (runtime, _) = load(config, dev).map_err(|e| anyhow!("configuration problems:\n  {e}"))?;
+    let runtime = load(config, dev).map_err(|e| anyhow!("configuration problems:\n  {e}"))?;
     let settings = &runtime.settings;
     println!("configuration OK");
     println!("  public listener  {}", settings.server.listen);

@@ -6,6 +6,7 @@
 //! key. OpenID Connect providers slot in as a third kind beside these two.
 
 mod api_key;
+mod claims;
 mod jwks;
 mod provider;
 mod session;
@@ -138,6 +139,23 @@ impl AuthError {
             Self::Missing => None,
             Self::NotBearer => Some("invalid_request"),
             _ => Some("invalid_token"),
+        }
+    }
+}
+
+/// One reading of the JWT library's errors for every kind of token.
+impl From<jsonwebtoken::errors::Error> for AuthError {
+    fn from(error: jsonwebtoken::errors::Error) -> Self {
+        use jsonwebtoken::errors::ErrorKind;
+        match error.into_kind() {
+            ErrorKind::ExpiredSignature => Self::Expired,
+            ErrorKind::ImmatureSignature => Self::NotYetValid,
+            ErrorKind::InvalidSignature | ErrorKind::InvalidKeyFormat => Self::BadSignature,
+            ErrorKind::InvalidAudience => Self::WrongAudience,
+            ErrorKind::InvalidIssuer => Self::UnknownIssuer,
+            ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => Self::DisallowedAlgorithm,
+            ErrorKind::MissingRequiredClaim(claim) => Self::MissingClaim(claim),
+            _ => Self::Malformed,
         }
     }
 }

@@ -14,6 +14,7 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::claims::{self, claim, claim_text, fill_template};
 use super::jwks::{JwksCache, KeySet, KeySource, Refresh, check_fetch_url};
 use super::{AuthError, Principal, PrincipalSource};
 
@@ -253,15 +254,11 @@ impl ProviderVerifier {
             match jsonwebtoken::decode::<Map<String, Value>>(token, &candidate.key, &validation) {
                 Ok(data) => return Ok(data.claims),
                 Err(e) => {
-                    outcome = Err(match e.into_kind() {
-                        ErrorKind::ExpiredSignature => AuthError::Expired,
-                        ErrorKind::ImmatureSignature => AuthError::NotYetValid,
-                        ErrorKind::InvalidSignature => AuthError::BadSignature,
-                        ErrorKind::InvalidAudience => AuthError::WrongAudience,
-                        ErrorKind::InvalidIssuer => AuthError::UnknownIssuer,
-                        ErrorKind::MissingRequiredClaim(claim) => AuthError::MissingClaim(claim),
-                        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidKeyFormat => AuthError::BadSignature,
-                        _ => AuthError::Malformed,
+                    outcome = Err(match AuthError::from(e) {
+                        // The header's alg is allowed (checked above), so this key is of
+                        // another type: as far as this token goes, the wrong key.
+                        AuthError::DisallowedAlgorithm => AuthError::BadSignature,
+                        reason => reason,
                     });
                     // A definite answer about the claims ends the search; a bad signature may
                     // just be the wrong one of several kid-less keys.
@@ -284,11 +281,7 @@ impl ProviderVerifier {
             Some(template) => fill_template(template, claims)?,
             None => claim_text(claims, &self.settings.identity_claim)?,
         };
-        let roles = match claim(claims, &self.settings.roles_claim) {
-            Some(Value::String(role)) => vec![role.clone()],
-            Some(Value::Array(roles)) => roles.iter().filter_map(|r| r.as_str().map(str::to_owned)).collect(),
-            _ => self.settings.default_roles.clone(),
-        };
+        let roles = claims::roles(claims, &self.settings.roles_claim, &self.settings.default_roles);
         let tenant = self.settings.tenant_claim.as_deref().map(|path| claim_text(claims, path)).transpose()?;
         Ok(Principal {
             identity,
@@ -300,67 +293,9 @@ impl ProviderVerifier {
     }
 }
 
-/// A claim by top-level name first (names like `https://example.com/uid` or `cognito:groups`),
-/// else by dotted path into nested objects (`realm_access.roles`).
-fn claim<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
-    claims.get(path).or_else(|| {
-        let mut parts = path.split('.');
-        let first = claims.get(parts.next()?)?;
-        parts.try_fold(first, |value, part| value.get(part))
-    })
-}
-
-fn claim_text(claims: &Map<String, Value>, path: &str) -> Result<String, AuthError> {
-    match claim(claims, path) {
-        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-        Some(Value::Number(n)) => Ok(n.to_string()),
-        Some(_) => Err(AuthError::BadIdentityClaim),
-        None => Err(AuthError::MissingClaim(path.to_owned())),
-    }
-}
-
-/// `"{tenant}:{sub}"` with each `{path}` replaced by that claim.
-fn fill_template(template: &str, claims: &Map<String, Value>) -> Result<String, AuthError> {
-    let mut identity = String::new();
-    let mut rest = template;
-    while let Some(start) = rest.find('{') {
-        identity.push_str(&rest[..start]);
-        let end = rest[start..].find('}').ok_or(AuthError::BadIdentityClaim)? + start;
-        identity.push_str(&claim_text(claims, &rest[start + 1..end])?);
-        rest = &rest[end + 1..];
-    }
-    identity.push_str(rest);
-    Ok(identity)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn claims(json: Value) -> Map<String, Value> {
-        json.as_object().unwrap().clone()
-    }
-
-    #[test]
-    fn claims_by_name_or_by_path() {
-        let c = claims(serde_json::json!({
-            "https://example.com/uid": "u1",
-            "cognito:groups": ["admins"],
-            "realm_access": {"roles": ["user", "admin"]}
-        }));
-        assert_eq!(claim(&c, "https://example.com/uid"), Some(&Value::from("u1")));
-        assert_eq!(claim(&c, "cognito:groups"), Some(&serde_json::json!(["admins"])));
-        assert_eq!(claim(&c, "realm_access.roles"), Some(&serde_json::json!(["user", "admin"])));
-        assert_eq!(claim(&c, "realm_access.missing"), None);
-    }
-
-    #[test]
-    fn templates_join_claims() {
-        let c = claims(serde_json::json!({"tenant": "acme", "sub": "42", "org": {"id": 7}}));
-        assert_eq!(fill_template("{tenant}:{sub}", &c).unwrap(), "acme:42");
-        assert_eq!(fill_template("org-{org.id}", &c).unwrap(), "org-7");
-        assert_eq!(fill_template("{nope}", &c), Err(AuthError::MissingClaim("nope".into())));
-    }
 
     #[test]
     fn symmetric_and_none_algorithms_are_configuration_errors() {

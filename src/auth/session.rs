@@ -1,13 +1,12 @@
 //! App-session JWTs: HS256 tokens that an app's own backend signs with a shared secret after
 //! the user signs in. The algorithm is pinned, and `iss`, `aud` and `exp` are required.
 
-use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{AuthError, Principal, PrincipalSource};
+use super::{AuthError, Principal, PrincipalSource, claims};
 use crate::config::env::EnvVars;
 
 /// HS256 keys shorter than the hash output weaken the MAC (RFC 7518 §3.2).
@@ -121,31 +120,9 @@ impl SessionVerifier {
     }
 
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding_key, &self.validation)
-            .map_err(|e| match e.into_kind() {
-                ErrorKind::ExpiredSignature => AuthError::Expired,
-                ErrorKind::ImmatureSignature => AuthError::NotYetValid,
-                ErrorKind::InvalidSignature => AuthError::BadSignature,
-                ErrorKind::InvalidAudience => AuthError::WrongAudience,
-                ErrorKind::InvalidIssuer => AuthError::UnknownIssuer,
-                ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => AuthError::DisallowedAlgorithm,
-                ErrorKind::MissingRequiredClaim(claim) => AuthError::MissingClaim(claim),
-                _ => AuthError::Malformed,
-            })?
-            .claims;
-        let identity = match claims.get(&self.settings.identity_claim) {
-            Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            Some(Value::Number(n)) => n.to_string(),
-            Some(_) => return Err(AuthError::BadIdentityClaim),
-            None => {
-                return Err(AuthError::MissingClaim(self.settings.identity_claim.clone()));
-            }
-        };
-        let roles = match claims.get(&self.settings.roles_claim) {
-            Some(Value::String(role)) => vec![role.clone()],
-            Some(Value::Array(roles)) => roles.iter().filter_map(|r| r.as_str().map(str::to_owned)).collect(),
-            _ => self.settings.default_roles.clone(),
-        };
+        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding_key, &self.validation)?.claims;
+        let identity = claims::claim_text(&claims, &self.settings.identity_claim)?;
+        let roles = claims::roles(&claims, &self.settings.roles_claim, &self.settings.default_roles);
         Ok(Principal {
             identity,
             roles,
