@@ -11,10 +11,11 @@ use secrecy::ExposeSecret;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::auth::{Principal, PrincipalSource};
-use crate::config::Settings;
 use crate::config::env::EnvVars;
+use crate::config::{ConfigSource, Settings};
 use crate::credentials::API_SECRET_VAR;
 use crate::policy::{RequestedGrants, TokenRequest};
+use crate::reload::Reloader;
 use crate::startup::{Application, Runtime};
 use crate::token::{TokenMinter, rfc3339, unix_now};
 
@@ -90,19 +91,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn load(config: Option<&Path>, dev: bool) -> anyhow::Result<Runtime> {
-    let mut env = EnvVars::from_process();
-    if dev {
-        crate::dev::prepare_env(&mut env);
-    }
-    let settings = Settings::load(config, dev, &env).map_err(|e| anyhow!(e))?;
+    let (settings, env) = source(config, dev).read().map_err(|e| anyhow!(e))?;
     Runtime::assemble(settings, &env, dev).map_err(|problems| anyhow!(problems.join("\n  ")))
+}
+
+fn source(config: Option<&Path>, dev: bool) -> ConfigSource {
+    ConfigSource { file: config.map(Path::to_path_buf), dev }
 }
 
 async fn serve(config: Option<&Path>, dev: bool) -> anyhow::Result<()> {
     let runtime = load(config, dev)?;
     crate::telemetry::init(&runtime.settings.log).map_err(|e| anyhow!(e))?;
-    let token_settings = runtime.settings.token.clone();
     let placeholder = runtime.credentials.is_placeholder();
+    let reloader = Reloader::new(source(config, dev), &runtime);
     let dev_session = dev.then(|| runtime.authenticator.dev_session_token("dev-user", &["dev"], 24 * 3600)).flatten();
     let app = Application::build(runtime).await?;
     if let Some(session) = dev_session {
@@ -111,10 +112,7 @@ async fn serve(config: Option<&Path>, dev: bool) -> anyhow::Result<()> {
     if placeholder {
         tracing::warn!("signing with PLACEHOLDER Twilio credentials: Twilio will reject these tokens");
     }
-    #[cfg(unix)]
-    crate::startup::reload_credentials_on_sighup(app.state(), token_settings).context("could not listen for SIGHUP")?;
-    #[cfg(not(unix))]
-    let _ = token_settings;
+    reloader.spawn(app.state().clone()).context("could not listen for SIGHUP")?;
     app.run_until_stopped(crate::startup::shutdown_signal()).await.context("the server failed")?;
     tracing::info!("stopped");
     Ok(())

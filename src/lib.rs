@@ -8,7 +8,8 @@
 //! - [`error`]: every failure as an RFC 9457 problem response, in one place.
 //!
 //! Around them: [`config`] (layered settings, environment, secrets), [`startup`] (assembly,
-//! listeners, graceful shutdown, key reload), [`telemetry`] (logs and the audit trail), [`cli`]
+//! listeners, graceful shutdown and drain), [`reload`] (key rotation: SIGHUP and watched files),
+//! [`telemetry`] (logs and the audit trail), [`cli`]
 //! (the commands `main` dispatches), [`dev`] (the zero-setup `--dev` mode) and [`sid`].
 
 pub mod auth;
@@ -21,6 +22,7 @@ pub mod http;
 pub mod metrics;
 pub mod policy;
 pub mod ratelimit;
+pub mod reload;
 pub mod sid;
 pub mod startup;
 pub mod telemetry;

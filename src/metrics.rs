@@ -43,8 +43,9 @@ pub struct Series {
     pub rate_limited: IntCounterVec,
     /// `tokenmint_requests_shed_total`: refused at once because the concurrency limit was reached.
     pub requests_shed: IntCounter,
-    /// `tokenmint_credential_reloads_total{result}`: `success` or `failure` (old key kept).
-    pub credential_reloads: IntCounterVec,
+    /// `tokenmint_reloads_total{trigger,result}`: credentials and policy re-read on `sighup` or
+    /// `file_change`; `success`, or `failure` (the running ones kept).
+    pub reloads: IntCounterVec,
     /// `tokenmint_token_mint_duration_seconds`: building and signing alone.
     pub mint_duration: Histogram,
 }
@@ -78,8 +79,11 @@ impl Series {
         let auth_failures = counter("tokenmint_auth_failures_total", "Refused credentials, by reason.", &["reason"]);
         let rate_limited =
             counter("tokenmint_rate_limited_total", "Requests refused with 429, by limit scope.", &["scope"]);
-        let credential_reloads =
-            counter("tokenmint_credential_reloads_total", "Credential reloads (SIGHUP), by result.", &["result"]);
+        let reloads = counter(
+            "tokenmint_reloads_total",
+            "Reloads of the credentials and policy, by trigger and result.",
+            &["trigger", "result"],
+        );
         let http_duration = HistogramVec::new(
             HistogramOpts::new(
                 "tokenmint_http_request_duration_seconds",
@@ -118,8 +122,10 @@ impl Series {
         for scope in ["ip", "identity"] {
             rate_limited.with_label_values(&[scope]);
         }
-        for result in ["success", "failure"] {
-            credential_reloads.with_label_values(&[result]);
+        for trigger in ["sighup", "file_change"] {
+            for result in ["success", "failure"] {
+                reloads.with_label_values(&[trigger, result]);
+            }
         }
         Self {
             registry,
@@ -129,7 +135,7 @@ impl Series {
             auth_failures,
             rate_limited,
             requests_shed,
-            credential_reloads,
+            reloads,
             mint_duration,
         }
     }

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
@@ -15,7 +16,7 @@ use crate::http::{App, AppState, Health, admin_router, api_router};
 use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::ratelimit::RateLimiter;
-use crate::token::{SharedMinter, TokenMinter};
+use crate::token::TokenMinter;
 
 /// Everything the service needs, validated.
 pub struct Runtime {
@@ -89,8 +90,8 @@ impl Application {
         }
         let state = AppState(Arc::new(App {
             authenticator: Arc::new(authenticator),
-            policy: Arc::new(policy),
-            minter: Arc::new(SharedMinter::new(TokenMinter::new(&credentials, &settings.token))),
+            policy: ArcSwap::from_pointee(policy),
+            minter: ArcSwap::from_pointee(TokenMinter::new(&credentials, &settings.token)),
             health: Arc::new(Health::default()),
             metrics,
             limiter: Arc::new(limiter),
@@ -112,15 +113,29 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` completes; then readiness fails at once, new connections are
-    /// refused, and in-flight requests finish (each bounded by the request timeout).
+    /// Serves until `shutdown` completes. Then readiness fails at once while both listeners keep
+    /// serving for `server.drain_delay_ms` (every response says `Connection: close`, so clients
+    /// move to other replicas), so the load balancer notices; a second SIGTERM or Ctrl-C ends
+    /// the wait early. Then the listeners close, idle connections close, and in-flight requests
+    /// finish (each bounded by the request timeout).
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let health = self.state.health.clone();
+        let drain_delay = self.settings.server.drain_delay();
         tokio::spawn(async move {
             shutdown.await;
             health.start_draining();
-            tracing::info!("shutting down: finishing in-flight requests");
+            if !drain_delay.is_zero() {
+                tracing::info!(
+                    drain_delay_ms = drain_delay.as_millis() as u64,
+                    "draining: readiness fails from now on"
+                );
+                tokio::select! {
+                    () = tokio::time::sleep(drain_delay) => {}
+                    () = shutdown_signal() => tracing::info!("second signal: ending the drain early"),
+                }
+            }
+            tracing::info!("shutting down: closing listeners, finishing in-flight requests");
             let _ = stop_tx.send(true);
         });
         let stopped = move || {
@@ -132,7 +147,7 @@ impl Application {
         tracing::info!(
             public = %self.public_addr(),
             admin = %self.admin_addr(),
-            key_sid = %self.state.minter.current().key_sid(),
+            key_sid = %self.state.minter.load().key_sid(),
             "listening"
         );
         let eviction = spawn_eviction(&self.state, self.settings.rate_limit.eviction_interval_secs);
@@ -206,32 +221,4 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     let terminate = std::future::pending::<()>();
     tokio::select! { () = ctrl_c => {}, () = terminate => {} }
-}
-
-/// On SIGHUP, re-reads the Twilio credentials (a rotated `_FILE` or new variables) and signs
-/// new tokens with them at once; a bad new credential is refused and the old one kept.
-#[cfg(unix)]
-pub fn reload_credentials_on_sighup(
-    state: &AppState,
-    token_settings: crate::token::TokenSettings,
-) -> std::io::Result<()> {
-    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    let minter = state.minter.clone();
-    let reloads = state.metrics.credential_reloads.clone();
-    tokio::spawn(async move {
-        while hangups.recv().await.is_some() {
-            let current = minter.current().key_sid().to_owned();
-            match TwilioCredentials::from_env(&EnvVars::from_process()) {
-                Ok(credentials) => {
-                    minter.replace(TokenMinter::new(&credentials, &token_settings));
-                    reloads.with_label_values(&["success"]).inc();
-                    tracing::info!(key_sid = %credentials.api_key_sid, previous_key_sid = %current, "credentials reloaded");
-                }
-                Err(e) => {
-                    tracing::error!(reason = %e, key_sid = %current, "credential reload refused; still signing with the previous key")
-                }
-            }
-        }
-    });
-    Ok(())
 }

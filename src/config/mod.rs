@@ -5,7 +5,7 @@
 pub mod env;
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -30,6 +30,7 @@ pub struct Settings {
     pub log: LogSettings,
     pub cors: CorsSettings,
     pub rate_limit: RateLimitSettings,
+    pub reload: ReloadSettings,
     #[serde(default)]
     pub auth: AuthSettings,
     #[serde(default)]
@@ -58,6 +59,24 @@ pub struct ServerSettings {
     /// finding the client IP; from anyone else the socket address is the client.
     #[serde(default)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// After SIGTERM, how long readiness fails while both listeners keep serving, so the load
+    /// balancer notices before the listeners close.
+    pub drain_delay_ms: u64,
+}
+
+/// The `[reload]` section: what triggers a live reload besides SIGHUP.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadSettings {
+    /// How often watched files (`*_FILE` credentials, the `--config` file) are checked for a
+    /// change; 0: never (SIGHUP only).
+    pub watch_interval_ms: u64,
+}
+
+impl ReloadSettings {
+    pub fn watch_interval(&self) -> Option<Duration> {
+        (self.watch_interval_ms > 0).then(|| Duration::from_millis(self.watch_interval_ms))
+    }
 }
 
 impl ServerSettings {
@@ -67,6 +86,10 @@ impl ServerSettings {
 
     pub fn header_read_timeout(&self) -> Duration {
         Duration::from_millis(self.header_read_timeout_ms)
+    }
+
+    pub fn drain_delay(&self) -> Duration {
+        Duration::from_millis(self.drain_delay_ms)
     }
 
     /// Every problem with this section, as sentences naming the key.
@@ -135,6 +158,26 @@ pub struct LogSettings {
 pub enum LogFormat {
     Json,
     Pretty,
+}
+
+/// Where the settings come from (`--config` and `--dev`), so a reload reads them exactly the
+/// way start-up did.
+#[derive(Debug, Clone)]
+pub struct ConfigSource {
+    pub file: Option<PathBuf>,
+    pub dev: bool,
+}
+
+impl ConfigSource {
+    /// Snapshots the process environment (with `--dev`'s additions) and loads the settings.
+    pub fn read(&self) -> Result<(Settings, EnvVars), String> {
+        let mut env = EnvVars::from_process();
+        if self.dev {
+            crate::dev::prepare_env(&mut env);
+        }
+        let settings = Settings::load(self.file.as_deref(), self.dev, &env)?;
+        Ok((settings, env))
+    }
 }
 
 impl Settings {

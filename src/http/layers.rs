@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::header::{AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, COOKIE, PROXY_AUTHORIZATION, RETRY_AFTER};
+use axum::http::header::{
+    AUTHORIZATION, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, COOKIE, PROXY_AUTHORIZATION, RETRY_AFTER,
+};
 use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -56,6 +58,7 @@ pub fn common(router: Router, state: &AppState, server: &ServerSettings, cors: O
                     .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Micros)),
             )
             .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(middleware::from_fn_with_state(state.clone(), close_while_draining))
             // Outside everything that can refuse a request, so 429s, 503s and preflights count.
             .layer(middleware::from_fn_with_state(metrics, track_metrics))
             .layer(CatchPanicLayer::custom(panic_response))
@@ -112,6 +115,16 @@ async fn track_metrics(State(metrics): State<Metrics>, request: Request, next: N
     let labels = [route.as_ref().map_or("unmatched", MatchedPath::as_str), method, status.as_str()];
     metrics.http_requests.with_label_values(&labels).inc();
     metrics.http_duration.with_label_values(&labels).observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// While draining, every response asks the client to close its connection, so keep-alive clients
+/// reconnect through the load balancer (to another replica) instead of reusing this one.
+async fn close_while_draining(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    if state.health.is_draining() {
+        response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+    }
     response
 }
 

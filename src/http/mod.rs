@@ -10,6 +10,7 @@ pub mod server;
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use axum::Router;
 use axum::routing::{get, post};
 
@@ -19,7 +20,7 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::ratelimit::RateLimiter;
-use crate::token::SharedMinter;
+use crate::token::TokenMinter;
 pub use client_ip::ClientIp;
 pub use layers::with_rate_limit_fields;
 pub use routes::health::Health;
@@ -40,8 +41,10 @@ impl std::ops::Deref for AppState {
 /// The application's shared parts.
 pub struct App {
     pub authenticator: Arc<Authenticator>,
-    pub policy: Arc<Policy>,
-    pub minter: Arc<SharedMinter>,
+    /// The policy and the minter are swapped whole by a reload (`crate::reload`); a request
+    /// loads each once, without a lock, and keeps that version to the end.
+    pub policy: ArcSwap<Policy>,
+    pub minter: ArcSwap<TokenMinter>,
     pub health: Arc<Health>,
     pub limiter: Arc<RateLimiter>,
     pub metrics: Metrics,

@@ -172,6 +172,11 @@ struct VoicePolicy {
 }
 
 impl Policy {
+    /// How many rules there are (for the reload log line).
+    pub fn rule_count(&self) -> usize {
+        self.rules.len()
+    }
+
     /// Validates the rules; every problem is reported at once.
     pub fn from_settings(settings: &PolicySettings, default_ttl_secs: u32) -> Result<Self, Vec<String>> {
         let mut problems = Vec::new();

@@ -186,24 +186,6 @@ impl TokenMinter {
     }
 }
 
-/// The minter in use. Credential reloads replace it whole, so every token is signed with one
-/// consistent key; a request clones the inner `Arc` once and never holds the lock while signing.
-pub struct SharedMinter(std::sync::RwLock<std::sync::Arc<TokenMinter>>);
-
-impl SharedMinter {
-    pub fn new(minter: TokenMinter) -> Self {
-        Self(std::sync::RwLock::new(std::sync::Arc::new(minter)))
-    }
-
-    pub fn current(&self) -> std::sync::Arc<TokenMinter> {
-        self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
-    }
-
-    pub fn replace(&self, minter: TokenMinter) {
-        *self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) = std::sync::Arc::new(minter);
-    }
-}
-
 /// 64 random bits as 16 hex digits: enough that two tokens never share a `jti`.
 fn random_jti_suffix() -> String {
     let mut bytes = [0u8; 8];

@@ -3,6 +3,7 @@
 
 mod browser;
 mod cli;
+mod drain;
 mod errors;
 mod health;
 mod helpers;

@@ -1,12 +1,54 @@
-//! Key rotation: SIGHUP re-reads the `_FILE` credentials; new tokens carry the new key at once,
-//! and a bad new key is refused with a log line while the old one keeps signing.
+//! Key rotation without downtime. The credentials are mounted the way Kubernetes mounts a
+//! Secret (files behind a `..data` symlink that an update swaps atomically); a change is picked
+//! up by itself and on SIGHUP, under load, with no failed request; a bad new key or policy is
+//! refused with a log line and a metric while the old one keeps signing.
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::helpers::*;
 
-const NEW_KEY_SID: &str = "SK22222222222222222222222222222222";
-const NEW_SECRET: &str = "rotated-secret-never-logged-9c1e";
+const KEY_B: (&str, &str) = ("SK22222222222222222222222222222222", "rotated-secret-b-never-logged-9c1e");
+const KEY_C: (&str, &str) = ("SK33333333333333333333333333333333", "rotated-secret-c-never-logged-4d2f");
+
+/// A directory laid out like a mounted Kubernetes Secret.
+struct SecretMount {
+    dir: PathBuf,
+    version: usize,
+}
+
+impl SecretMount {
+    fn new(name: &str, key_sid: &str, secret: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("tokenmint-secret-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for file in ["api_key", "api_secret"] {
+            std::os::unix::fs::symlink(Path::new("..data").join(file), dir.join(file)).unwrap();
+        }
+        let mut mount = Self { dir, version: 0 };
+        mount.update(key_sid, secret);
+        mount
+    }
+
+    /// Writes a new version and swaps it in at once, as the kubelet does.
+    fn update(&mut self, key_sid: &str, secret: &str) {
+        self.version += 1;
+        let version = format!("..v{}", self.version);
+        std::fs::create_dir(self.dir.join(&version)).unwrap();
+        std::fs::write(self.dir.join(&version).join("api_key"), key_sid).unwrap();
+        std::fs::write(self.dir.join(&version).join("api_secret"), secret).unwrap();
+        std::os::unix::fs::symlink(&version, self.dir.join("..data_tmp")).unwrap();
+        std::fs::rename(self.dir.join("..data_tmp"), self.dir.join("..data")).unwrap();
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> =
+            test_env().into_iter().filter(|(k, _)| k != "TWILIO_API_KEY" && k != "TWILIO_API_SECRET").collect();
+        env.push(("TWILIO_API_KEY_FILE".into(), self.dir.join("api_key").to_str().unwrap().into()));
+        env.push(("TWILIO_API_SECRET_FILE".into(), self.dir.join("api_secret").to_str().unwrap().into()));
+        env
+    }
+}
 
 async fn mint_iss(client: &reqwest::Client, addr: std::net::SocketAddr) -> (String, String) {
     let response: serde_json::Value = client
@@ -22,53 +64,142 @@ async fn mint_iss(client: &reqwest::Client, addr: std::net::SocketAddr) -> (Stri
     (decode_token(&token).1["iss"].as_str().unwrap().to_owned(), token)
 }
 
+async fn metric(client: &reqwest::Client, running: &RunningBinary, series: &str) -> f64 {
+    let text = client.get(format!("http://{}/metrics", running.admin_addr)).send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in the metrics"))
+}
+
 #[tokio::test]
-async fn sighup_rotates_the_key_and_refuses_a_bad_one() {
-    let dir = std::env::temp_dir().join(format!("tokenmint-reload-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (key_file, secret_file) = (dir.join("api_key"), dir.join("api_secret"));
-    std::fs::write(&key_file, KEY_SID).unwrap();
-    std::fs::write(&secret_file, API_SECRET).unwrap();
-    let env: Vec<(String, String)> = [
-        ("TWILIO_ACCOUNT_SID", ACCOUNT_SID),
-        ("TWILIO_API_KEY_FILE", key_file.to_str().unwrap()),
-        ("TWILIO_API_SECRET_FILE", secret_file.to_str().unwrap()),
-        ("TEST_SESSION_SECRET", SESSION_SECRET),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
-    let running = start_binary("reload", &env);
+async fn keys_rotate_under_load_by_file_change_and_by_sighup_with_no_failed_request() {
+    let mut mount = SecretMount::new("rotate", KEY_SID, API_SECRET);
+    let running = start_binary("rotate", &mount.env());
+    let load = Load::start(running.addr, 4);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // The Secret changes; nobody signals: the watched files are enough.
+    mount.update(KEY_B.0, KEY_B.1);
+    let changed_to_b = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // Another rotation, and SIGHUP straight after, as `kubectl rollout` tooling might do.
+    mount.update(KEY_C.0, KEY_C.1);
+    running.signal("HUP");
+    let changed_to_c = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let results = load.finish().await;
+
+    let failures: Vec<&String> = results.iter().filter_map(|r| r.outcome.as_ref().err()).collect();
+    assert!(failures.is_empty(), "{} of {} requests failed, e.g. {:?}", failures.len(), results.len(), failures[0]);
+    assert!(results.len() > 100, "only {} requests ran", results.len());
+    let secret_of = |iss: &str| match iss {
+        iss if iss == KEY_SID => API_SECRET,
+        iss if iss == KEY_B.0 => KEY_B.1,
+        iss if iss == KEY_C.0 => KEY_C.1,
+        other => panic!("unexpected iss {other}"),
+    };
+    let mut first_seen = std::collections::HashMap::new();
+    for result in &results {
+        let token = result.outcome.as_ref().unwrap();
+        let iss = decode_token(token).1["iss"].as_str().unwrap().to_owned();
+        verify_token(token, secret_of(&iss));
+        if result.sent > changed_to_b + Duration::from_secs(1) {
+            assert_ne!(iss, KEY_SID, "the old key still signed a request sent over 1 s after the change");
+        }
+        if result.sent > changed_to_c + Duration::from_secs(1) {
+            assert_eq!(iss, KEY_C.0, "key C was not in use 1 s after the change and SIGHUP");
+        }
+        first_seen.entry(iss).or_insert(result.sent);
+    }
+    let b_after = first_seen[KEY_B.0].duration_since(changed_to_b);
+    let c_after = first_seen[KEY_C.0].duration_since(changed_to_c);
+    assert!(b_after < Duration::from_secs(1) && c_after < Duration::from_secs(1), "{b_after:?}, {c_after:?}");
+    eprintln!("{} requests, no failure; key B in use after {b_after:?}, key C after {c_after:?}", results.len());
+
+    let client = reqwest::Client::new();
+    assert!(
+        metric(&client, &running, "tokenmint_reloads_total{result=\"success\",trigger=\"file_change\"}").await >= 1.0
+    );
+    assert!(metric(&client, &running, "tokenmint_reloads_total{result=\"success\",trigger=\"sighup\"}").await >= 1.0);
+    let output = running.stop();
+    for secret in [API_SECRET, KEY_B.1, KEY_C.1] {
+        assert!(!output.contains(secret), "a secret reached the log");
+    }
+}
+
+#[tokio::test]
+async fn a_bad_new_key_is_refused_and_the_old_one_keeps_signing() {
+    let mut mount = SecretMount::new("refuse", KEY_SID, API_SECRET);
+    let running = start_binary("refuse", &mount.env());
     let client = reqwest::Client::new();
     let (iss, token) = mint_iss(&client, running.addr).await;
     assert_eq!(iss, KEY_SID);
     verify_token(&token, API_SECRET);
 
-    std::fs::write(&key_file, NEW_KEY_SID).unwrap();
-    std::fs::write(&secret_file, NEW_SECRET).unwrap();
+    // An Account SID where the API key belongs: refused, by the watcher and again on SIGHUP.
+    mount.update(ACCOUNT_SID, KEY_B.1);
+    running.wait_for_output("reload refused").await;
     running.signal("HUP");
+    let (iss, token) = mint_iss(&client, running.addr).await;
+    assert_eq!(iss, KEY_SID, "the previous good key keeps signing");
+    verify_token(&token, API_SECRET);
     let deadline = Instant::now() + Duration::from_secs(5);
-    let token = loop {
-        let (iss, token) = mint_iss(&client, running.addr).await;
-        if iss == NEW_KEY_SID {
-            break token;
-        }
-        assert!(Instant::now() < deadline, "the new key was not used within 5 s");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    verify_token(&token, NEW_SECRET);
-
-    std::fs::write(&key_file, ACCOUNT_SID).unwrap();
-    running.signal("HUP");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !std::fs::read_to_string(&running.stdout_path).unwrap().contains("credential reload refused") {
-        assert!(Instant::now() < deadline, "no log line for the refused reload");
+    while metric(&client, &running, "tokenmint_reloads_total{result=\"failure\",trigger=\"sighup\"}").await < 1.0 {
+        assert!(Instant::now() < deadline, "the refused SIGHUP reload was not counted");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let (iss, token) = mint_iss(&client, running.addr).await;
-    assert_eq!(iss, NEW_KEY_SID, "the previous good key keeps signing");
-    verify_token(&token, NEW_SECRET);
+    assert!(
+        metric(&client, &running, "tokenmint_reloads_total{result=\"failure\",trigger=\"file_change\"}").await >= 1.0
+    );
+
+    // A file that cannot be read (the mount half gone): also refused.
+    std::fs::remove_file(mount.dir.join("api_secret")).unwrap();
+    running.signal("HUP");
+    let (iss, _) = mint_iss(&client, running.addr).await;
+    assert_eq!(iss, KEY_SID);
 
     let output = running.stop();
-    assert!(!output.contains(NEW_SECRET) && !output.contains(API_SECRET));
+    assert!(output.contains("TWILIO_API_KEY holds an Account SID"), "the log says why");
+    assert!(!output.contains(API_SECRET) && !output.contains(KEY_B.1));
+}
+
+#[tokio::test]
+async fn a_changed_policy_applies_at_once_and_a_broken_one_is_refused() {
+    let config = std::env::temp_dir().join(format!("tokenmint-reload-policy-{}.toml", std::process::id()));
+    let original = std::fs::read_to_string(repo_path("config/test.toml")).unwrap();
+    std::fs::write(&config, &original).unwrap();
+    let mut command = binary();
+    command.args(["serve", "--config", config.to_str().unwrap()]);
+    let running = start_command("reload-policy", command, &test_env());
+    let client = reqwest::Client::new();
+    let standup = || {
+        client
+            .post(format!("http://{}/v1/tokens", running.addr))
+            .bearer_auth(session_token("alice", &["user"]))
+            .json(&serde_json::json!({"grants": {"video": {"room": "standup"}}}))
+            .send()
+    };
+    assert_eq!(standup().await.unwrap().status(), 200);
+
+    // The operator takes "standup" out of the users' rooms: no signal needed.
+    let narrowed = original.replacen("rooms = [\"standup\", ", "rooms = [", 1);
+    assert_ne!(narrowed, original);
+    std::fs::write(&config, &narrowed).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(1);
+    loop {
+        let response = standup().await.unwrap();
+        if response.status() == 403 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the narrowed policy was not in force within 1 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // A typo in the file: refused as a whole; the narrowed policy stays.
+    std::fs::write(&config, narrowed.replacen("max_ttl_secs", "max_tll_secs", 1)).unwrap();
+    running.wait_for_output("reload refused").await;
+    assert_eq!(standup().await.unwrap().status(), 403);
+    let output = running.stop();
+    assert!(output.contains("max_tll_secs"), "the log names the bad key");
 }

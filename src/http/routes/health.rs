@@ -72,7 +72,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiEr
     }
     Ok(Json(Status {
         status: "ready",
-        key_sid: Some(state.minter.current().key_sid().to_owned()),
+        key_sid: Some(state.minter.load().key_sid().to_owned()),
         rate_limit_store: Some(store.label()),
     }))
 }

@@ -56,8 +56,8 @@ pub async fn mint_token(
     headers: HeaderMap,
     JsonBody(request): JsonBody<TokenRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    let decision = state.policy.decide(&principal, &request)?;
-    let minter = state.minter.current();
+    let decision = state.policy.load().decide(&principal, &request)?;
+    let minter = state.minter.load();
     let timer = state.metrics.mint_duration.start_timer();
     let minted = minter.mint(&decision.spec, unix_now())?;
     timer.observe_duration();
