@@ -3,6 +3,7 @@
 
 mod browser;
 mod cli;
+mod container;
 mod drain;
 mod errors;
 mod health;
