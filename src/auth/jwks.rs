@@ -77,6 +77,8 @@ pub enum KeySource {
     /// `<issuer>/.well-known/openid-configuration` names the `jwks_uri`.
     Discovery {
         issuer: String,
+        /// The provider's `allow_insecure_http`: the discovered `jwks_uri` may be plain http.
+        allow_insecure_http: bool,
     },
     Uri(String),
     /// Inline, never refreshed.
@@ -204,7 +206,7 @@ impl JwksCache {
         let jwks_uri = match &self.source {
             KeySource::Static => return Err("inline keys are not fetched".into()),
             KeySource::Uri(uri) => uri.clone(),
-            KeySource::Discovery { issuer } => {
+            KeySource::Discovery { issuer, allow_insecure_http } => {
                 let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
                 let (document, _) = self.get(&url).await?;
                 let discovery: Value =
@@ -218,7 +220,7 @@ impl JwksCache {
                     .get("jwks_uri")
                     .and_then(Value::as_str)
                     .ok_or("the discovery document has no jwks_uri")?;
-                check_fetch_url(uri)?;
+                check_fetch_url(uri, *allow_insecure_http)?;
                 uri.to_owned()
             }
         };
@@ -261,8 +263,9 @@ fn short(error: &reqwest::Error) -> &'static str {
     }
 }
 
-/// Keys travel over https, except from loopback (tests, sidecars).
-pub fn check_fetch_url(url: &str) -> Result<(), String> {
+/// Keys travel over https, except from loopback (tests, sidecars) or where the operator opted in
+/// to plain http (`allow_insecure_http`: a development setup, or a mesh that encrypts for us).
+pub fn check_fetch_url(url: &str, allow_insecure_http: bool) -> Result<(), String> {
     let parsed = reqwest::Url::parse(url).map_err(|_| format!("{url:?} is not a URL"))?;
     let host = parsed.host_str().unwrap_or("");
     let loopback = host == "localhost"
@@ -273,8 +276,10 @@ pub fn check_fetch_url(url: &str) -> Result<(), String> {
             .is_ok_and(|ip| ip.is_loopback());
     match parsed.scheme() {
         "https" => Ok(()),
-        "http" if loopback => Ok(()),
-        _ => Err(format!("{url:?} must use https (http is accepted only on loopback)")),
+        "http" if loopback || allow_insecure_http => Ok(()),
+        _ => Err(format!(
+            "{url:?} must use https (http is accepted only on loopback, or with allow_insecure_http = true)"
+        )),
     }
 }
 
@@ -321,10 +326,12 @@ mod tests {
         for ok in
             ["https://idp.example/jwks", "http://127.0.0.1:8080/jwks", "http://localhost/jwks", "http://[::1]:9/k"]
         {
-            assert!(check_fetch_url(ok).is_ok(), "{ok}");
+            assert!(check_fetch_url(ok, false).is_ok(), "{ok}");
         }
         for bad in ["http://idp.example/jwks", "ftp://idp.example/k", "not a url", "http://10.0.0.1/jwks"] {
-            assert!(check_fetch_url(bad).is_err(), "{bad}");
+            assert!(check_fetch_url(bad, false).is_err(), "{bad}");
         }
+        assert!(check_fetch_url("http://idp.internal:8080/jwks", true).is_ok());
+        assert!(check_fetch_url("ftp://idp.internal/jwks", true).is_err());
     }
 }

@@ -79,6 +79,11 @@ pub struct ProviderSettings {
     /// Connect and total timeout for fetching keys, in milliseconds.
     #[serde(default = "default_fetch_timeout_ms")]
     pub fetch_timeout_ms: u64,
+    /// Fetch keys over plain http from a host other than loopback. Only for a development setup
+    /// (deploy/compose.yaml) or a network that encrypts for you: anyone on the path could
+    /// substitute keys and sign tokens as any user.
+    #[serde(default)]
+    pub allow_insecure_http: bool,
 }
 
 fn default_algorithms() -> Vec<String> {
@@ -180,7 +185,7 @@ impl ProviderVerifier {
                     None
                 }
             },
-            (None, Some(uri)) => match check_fetch_url(uri) {
+            (None, Some(uri)) => match check_fetch_url(uri, settings.allow_insecure_http) {
                 Ok(()) => Some(JwksCache::new(KeySource::Uri(uri.clone()), algorithms.clone(), refresh, fetches)),
                 Err(e) => {
                     problems.push(format!("jwks_uri {e}"));
@@ -188,9 +193,12 @@ impl ProviderVerifier {
                 }
             },
             (Some(_), Some(_)) => None,
-            (None, None) => match check_fetch_url(&settings.issuer) {
+            (None, None) => match check_fetch_url(&settings.issuer, settings.allow_insecure_http) {
                 Ok(()) => Some(JwksCache::new(
-                    KeySource::Discovery { issuer: settings.issuer.clone() },
+                    KeySource::Discovery {
+                        issuer: settings.issuer.clone(),
+                        allow_insecure_http: settings.allow_insecure_http,
+                    },
                     algorithms.clone(),
                     refresh,
                     fetches,
@@ -317,12 +325,15 @@ mod tests {
             refresh_max_secs: 3600,
             unknown_kid_refetch_secs: 30,
             fetch_timeout_ms: 1000,
+            allow_insecure_http: false,
         };
         let fetches = prometheus::IntCounterVec::new(prometheus::Opts::new("f", "f"), &["result"]).unwrap();
         let problems = ProviderVerifier::new(&settings, fetches.clone()).unwrap_err();
         assert_eq!(problems.len(), 2, "{problems:?}");
         let plain_http =
             ProviderSettings { issuer: "http://idp.example".into(), algorithms: vec!["RS256".into()], ..settings };
-        assert!(ProviderVerifier::new(&plain_http, fetches).unwrap_err()[0].contains("must use https"));
+        assert!(ProviderVerifier::new(&plain_http, fetches.clone()).unwrap_err()[0].contains("must use https"));
+        let opted_in = ProviderSettings { allow_insecure_http: true, ..plain_http };
+        assert!(ProviderVerifier::new(&opted_in, fetches).is_ok());
     }
 }

@@ -4,6 +4,7 @@
 mod browser;
 mod cli;
 mod container;
+mod deploy;
 mod drain;
 mod errors;
 mod health;
