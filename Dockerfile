@@ -20,6 +20,8 @@ COPY src ./src
 COPY benches ./benches
 COPY examples ./examples
 # The target directory is a cache mount, so an incremental rebuild reuses compiled dependencies.
+# The image's binary is stripped (12 MB instead of 62 MB with line tables; bench/footprint.sh).
+ENV CARGO_PROFILE_RELEASE_STRIP=symbols
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin tokenmint \
