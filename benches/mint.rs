@@ -110,6 +110,8 @@ fn bench_credentials(c: &mut Criterion) {
     let api_key = "tmk_bench_0123456789abcdef";
     let api_key_hash: String =
         <sha2::Sha256 as sha2::Digest>::digest(api_key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    // The same keys twice: one provider verifies every time, the other remembers what it
+    // verified (the default), so the bench shows both.
     let toml = format!(
         r#"
         [[sessions]]
@@ -123,9 +125,15 @@ fn bench_credentials(c: &mut Criterion) {
         issuer = "https://idp.bench"
         audiences = ["bench"]
         algorithms = ["RS256", "ES256", "EdDSA"]
-        jwks = '{}'
+        jwks = '{jwks}'
+        verified_cache_size = 0
+        [[providers]]
+        issuer = "https://cached.bench"
+        audiences = ["bench"]
+        algorithms = ["RS256", "ES256", "EdDSA"]
+        jwks = '{jwks}'
         "#,
-        serde_json::json!({"keys": jwks})
+        jwks = serde_json::json!({"keys": jwks})
     );
     let settings = config::Config::builder()
         .add_source(config::File::from_str(&toml, config::FileFormat::Toml))
@@ -137,25 +145,55 @@ fn bench_credentials(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
 
     let exp = tokenmint::token::unix_now() + 3600;
-    let provider_token = |kid: &str, alg: Algorithm, key: &EncodingKey| {
+    let provider_token = |issuer: &str, kid: &str, alg: Algorithm, key: &EncodingKey| {
         let mut header = Header::new(alg);
         header.kid = Some(kid.into());
-        let claims = serde_json::json!({"iss": "https://idp.bench", "aud": "bench", "sub": "alice", "exp": exp});
+        let claims = serde_json::json!({"iss": issuer, "aud": "bench", "sub": "alice", "exp": exp});
         jsonwebtoken::encode(&header, &claims, key).unwrap()
     };
-    let mut credentials = vec![
-        ("HS256 app session".to_owned(), authenticator.dev_session_token("alice", &["user"], 3600).unwrap()),
-        ("API key (SHA-256 lookup)".to_owned(), api_key.to_owned()),
-    ];
-    for (kid, alg, key) in &keys {
-        credentials.push((format!("{alg:?} provider token"), provider_token(kid, *alg, key)));
-    }
+    let session = authenticator.dev_session_token("alice", &["user"], 3600).unwrap();
+    let (session_input, _) = session.rsplit_once('.').unwrap();
+    let session_input = session_input.to_owned();
 
     let mut group = c.benchmark_group("verify");
-    for (name, credential) in &credentials {
+    let mut check = |name: &str, credential: &str| {
         assert!(runtime.block_on(authenticator.authenticate(credential)).is_ok(), "{name} verifies");
-        group.bench_function(name.as_str(), |b| {
+        group.bench_function(name, |b| {
             b.iter(|| runtime.block_on(authenticator.authenticate(black_box(credential))).unwrap())
+        });
+    };
+    check("HS256 app session", &session);
+    check("API key (SHA-256 lookup)", api_key);
+    for (kid, alg, key) in &keys {
+        check(&format!("{alg:?} provider token"), &provider_token("https://idp.bench", kid, *alg, key));
+        check(
+            &format!("{alg:?} provider token, verified before"),
+            &provider_token("https://cached.bench", kid, *alg, key),
+        );
+    }
+    // Floors: the cryptography alone, on the same bytes.
+    group.bench_function("floor: HMAC-SHA256 over a session's signing input", |b| {
+        b.iter(|| {
+            let mut mac = Hmac::<Sha256>::new_from_slice(session_secret.as_bytes()).unwrap();
+            mac.update(black_box(session_input.as_bytes()));
+            mac.finalize().into_bytes()
+        })
+    });
+    group.bench_function("floor: SHA-256 of an API key", |b| {
+        b.iter(|| <Sha256 as sha2::Digest>::digest(black_box(api_key.as_bytes())))
+    });
+    for ((kid, alg, key), jwk) in keys.iter().zip(&jwks) {
+        let token = provider_token("https://idp.bench", kid, *alg, key);
+        let (message, signature) = token.rsplit_once('.').unwrap();
+        let decoding = jsonwebtoken::DecodingKey::from_jwk(&serde_json::from_value(jwk.clone()).unwrap()).unwrap();
+        group.bench_function(format!("floor: {alg:?} signature check alone"), |b| {
+            b.iter(|| {
+                jsonwebtoken::crypto::verify(black_box(signature), black_box(message.as_bytes()), &decoding, *alg)
+                    .unwrap()
+            })
+        });
+        group.bench_function(format!("floor: SHA-256 of the {alg:?} token (the cache key)"), |b| {
+            b.iter(|| <Sha256 as sha2::Digest>::digest(black_box(token.as_bytes())))
         });
     }
     group.finish();

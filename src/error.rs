@@ -124,7 +124,7 @@ impl From<crate::ratelimit::RateLimitError> for ApiError {
 impl From<TokenError> for ApiError {
     fn from(e: TokenError) -> Self {
         match e {
-            TokenError::Signing(_) => Self::Internal(e.to_string()),
+            TokenError::Serialize(_) => Self::Internal(e.to_string()),
             invalid => Self::BadRequest(invalid.to_string()),
         }
     }

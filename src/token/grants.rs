@@ -6,25 +6,51 @@ use serde::ser::{SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
 /// Every grant a token can carry. `None` means the token does not carry that grant.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Grants {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub voice: Option<VoiceGrant>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub video: Option<VideoGrant>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub chat: Option<ChatGrant>,
     /// Sync; its wire name is `data_sync`.
-    #[serde(rename = "data_sync", skip_serializing_if = "Option::is_none")]
     pub sync: Option<SyncGrant>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub task_router: Option<TaskRouterGrant>,
     /// Twilio Live playback; the helper libraries copy the grant object as given, under `player`.
-    #[serde(rename = "player", skip_serializing_if = "Option::is_none")]
     pub playback: Option<Map<String, Value>>,
 }
 
+impl Serialize for Grants {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        self.serialize_entries(&mut map)?;
+        map.end()
+    }
+}
+
 impl Grants {
+    /// Writes each grant present under its wire name, into a map the caller has begun (the
+    /// token's `grants` claim also holds `identity`).
+    pub fn serialize_entries<M: SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        if let Some(voice) = &self.voice {
+            map.serialize_entry("voice", voice)?;
+        }
+        if let Some(video) = &self.video {
+            map.serialize_entry("video", video)?;
+        }
+        if let Some(chat) = &self.chat {
+            map.serialize_entry("chat", chat)?;
+        }
+        if let Some(sync) = &self.sync {
+            map.serialize_entry("data_sync", sync)?;
+        }
+        if let Some(task_router) = &self.task_router {
+            map.serialize_entry("task_router", task_router)?;
+        }
+        if let Some(playback) = &self.playback {
+            map.serialize_entry("player", playback)?;
+        }
+        Ok(())
+    }
+
     /// The names of the grants present, as the HTTP API spells them.
     pub fn names(&self) -> Vec<&'static str> {
         [

@@ -7,9 +7,13 @@
 
 mod grants;
 
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
+use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 
 pub use grants::{
     ChatGrant, Grants, IdentityError, SyncGrant, TaskRouterGrant, VideoGrant, VoiceGrant, check_identity,
@@ -96,8 +100,8 @@ pub enum TokenError {
     NoGrants,
     #[error(transparent)]
     Identity(#[from] IdentityError),
-    #[error("signing failed: {0}")]
-    Signing(#[from] jsonwebtoken::errors::Error),
+    #[error("the claims could not be serialized: {0}")]
+    Serialize(#[from] serde_json::Error),
 }
 
 #[derive(Serialize)]
@@ -112,35 +116,56 @@ struct Claims<'a> {
     sub: &'a str,
 }
 
-#[derive(Serialize)]
+/// `{"identity": …, "video": …, …}`, written in one pass (serde's `flatten` would buffer every
+/// grant into an intermediate map first).
 struct GrantsClaim<'a> {
     identity: &'a str,
-    #[serde(flatten)]
     grants: &'a Grants,
 }
 
-/// Signs tokens for one Twilio account with one API key. Built once per credential load; the
-/// header and key are prepared here rather than per token.
+impl Serialize for GrantsClaim<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("identity", self.identity)?;
+        self.grants.serialize_entries(&mut map)?;
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+struct JwtHeader<'a> {
+    alg: &'static str,
+    typ: &'static str,
+    cty: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    twr: Option<&'a str>,
+}
+
+/// Signs tokens for one Twilio account with one API key. Built once per credential load, so
+/// what never changes is done here and not per token: the header is already base64url text,
+/// and the HMAC key schedule is computed once and cloned for each token.
 pub struct TokenMinter {
     account_sid: String,
     key_sid: String,
-    key: EncodingKey,
-    header: Header,
+    /// `base64url(header) + "."`.
+    header_segment: String,
+    /// HMAC-SHA256 keyed with the API key secret. (No `Debug`: it is as good as the secret.)
+    mac: Hmac<Sha256>,
     nbf_backdate_secs: Option<u32>,
 }
 
 impl TokenMinter {
     pub fn new(credentials: &TwilioCredentials, settings: &TokenSettings) -> Self {
-        let mut header = Header::new(Algorithm::HS256);
-        header.cty = Some(TWILIO_CONTENT_TYPE.to_owned());
-        if let Some(region) = &settings.region {
-            header.extras.insert("twr", region);
-        }
+        let header = JwtHeader { alg: "HS256", typ: "JWT", cty: TWILIO_CONTENT_TYPE, twr: settings.region.as_deref() };
+        let mut header_segment =
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).expect("a struct of strings serializes"));
+        header_segment.push('.');
         Self {
             account_sid: credentials.account_sid.clone(),
             key_sid: credentials.api_key_sid.clone(),
-            key: EncodingKey::from_secret(credentials.api_secret.expose_secret().as_bytes()),
-            header,
+            header_segment,
+            mac: Hmac::new_from_slice(credentials.api_secret.expose_secret().as_bytes())
+                .expect("HMAC takes a key of any length"),
             nbf_backdate_secs: settings.nbf_backdate_secs,
         }
     }
@@ -181,16 +206,32 @@ impl TokenMinter {
             iss: &self.key_sid,
             sub: &self.account_sid,
         };
-        let token = jsonwebtoken::encode(&self.header, &claims, &self.key)?;
+        let payload = serde_json::to_vec(&claims)?;
+        let mut token = String::with_capacity(self.header_segment.len() + payload.len() * 4 / 3 + 48);
+        token.push_str(&self.header_segment);
+        URL_SAFE_NO_PAD.encode_string(&payload, &mut token);
+        let mut mac = self.mac.clone();
+        mac.update(token.as_bytes());
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(mac.finalize().into_bytes(), &mut token);
         Ok(MintedToken { token: SecretString::from(token), jti, issued_at, expires_at, key_sid: self.key_sid.clone() })
     }
 }
 
-/// 64 random bits as 16 hex digits: enough that two tokens never share a `jti`.
+/// 16 hex digits that no other token of this process shares: a random per-process start plus
+/// a counter. Unique within a replica by construction and, with a 64-bit random start, across
+/// replicas too; the `jti` is an identifier, not a secret, so one system call per process
+/// suffices (reading the OS's generator per token cost as much as signing).
 fn random_jti_suffix() -> String {
-    let mut bytes = [0u8; 8];
-    getrandom::fill(&mut bytes).expect("the operating system's random number generator is unavailable");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    static START: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let start = *START.get_or_init(|| {
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes).expect("the operating system's random number generator is unavailable");
+        u64::from_be_bytes(bytes)
+    });
+    let count = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{:016x}", start.wrapping_add(count))
 }
 
 /// The current time in Unix seconds: read once per token.
@@ -233,7 +274,7 @@ mod tests {
         let header = jsonwebtoken::decode_header(token.token.expose_secret()).unwrap();
         assert_eq!(header.cty.as_deref(), Some(TWILIO_CONTENT_TYPE));
         assert_eq!(header.extras.get::<String>("twr").unwrap().as_deref(), Some("ie1"));
-        assert_eq!(header.alg, Algorithm::HS256);
+        assert_eq!(header.alg, jsonwebtoken::Algorithm::HS256);
     }
 
     #[test]
