@@ -10,6 +10,7 @@ mod claims;
 mod jwks;
 mod provider;
 mod session;
+mod verified;
 
 use serde::{Deserialize, Serialize};
 
