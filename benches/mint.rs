@@ -110,38 +110,36 @@ fn bench_credentials(c: &mut Criterion) {
     let api_key = "tmk_bench_0123456789abcdef";
     let api_key_hash: String =
         <sha2::Sha256 as sha2::Digest>::digest(api_key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
-    // The same keys twice: one provider verifies every time, the other remembers what it
-    // verified (the default), so the bench shows both.
-    let toml = format!(
-        r#"
-        [[sessions]]
-        issuer = "https://app.bench"
-        audiences = ["bench"]
-        secret_env = "BENCH_SESSION_SECRET"
-        [[api_keys]]
-        name = "backend"
-        sha256 = "{api_key_hash}"
-        [[providers]]
-        issuer = "https://idp.bench"
-        audiences = ["bench"]
-        algorithms = ["RS256", "ES256", "EdDSA"]
-        jwks = '{jwks}'
-        verified_cache_size = 0
-        [[providers]]
-        issuer = "https://cached.bench"
-        audiences = ["bench"]
-        algorithms = ["RS256", "ES256", "EdDSA"]
-        jwks = '{jwks}'
-        "#,
-        jwks = serde_json::json!({"keys": jwks})
-    );
-    let settings = config::Config::builder()
-        .add_source(config::File::from_str(&toml, config::FileFormat::Toml))
-        .build()
-        .and_then(config::Config::try_deserialize)
-        .unwrap();
-    let env: EnvVars = [("BENCH_SESSION_SECRET", session_secret)].into_iter().collect();
-    let authenticator = Authenticator::from_settings(&settings, &env).unwrap();
+    // Built twice: one verifies every time, the other remembers what it verified (the
+    // default), so the bench shows both.
+    let authenticator = |verified_cache_size: usize| {
+        let toml = format!(
+            r#"
+            verified_cache_size = {verified_cache_size}
+            [[sessions]]
+            issuer = "https://app.bench"
+            audiences = ["bench"]
+            secret_env = "BENCH_SESSION_SECRET"
+            [[api_keys]]
+            name = "backend"
+            sha256 = "{api_key_hash}"
+            [[providers]]
+            issuer = "https://idp.bench"
+            audiences = ["bench"]
+            algorithms = ["RS256", "ES256", "EdDSA"]
+            jwks = '{jwks}'
+            "#,
+            jwks = serde_json::json!({"keys": jwks})
+        );
+        let settings = config::Config::builder()
+            .add_source(config::File::from_str(&toml, config::FileFormat::Toml))
+            .build()
+            .and_then(config::Config::try_deserialize)
+            .unwrap();
+        let env: EnvVars = [("BENCH_SESSION_SECRET", session_secret)].into_iter().collect();
+        Authenticator::from_settings(&settings, &env).unwrap()
+    };
+    let (uncached, cached) = (authenticator(0), authenticator(10_000));
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
 
     let exp = tokenmint::token::unix_now() + 3600;
@@ -151,25 +149,24 @@ fn bench_credentials(c: &mut Criterion) {
         let claims = serde_json::json!({"iss": issuer, "aud": "bench", "sub": "alice", "exp": exp});
         jsonwebtoken::encode(&header, &claims, key).unwrap()
     };
-    let session = authenticator.dev_session_token("alice", &["user"], 3600).unwrap();
+    let session = uncached.dev_session_token("alice", &["user"], 3600).unwrap();
     let (session_input, _) = session.rsplit_once('.').unwrap();
     let session_input = session_input.to_owned();
 
     let mut group = c.benchmark_group("verify");
-    let mut check = |name: &str, credential: &str| {
+    let mut check = |name: &str, authenticator: &Authenticator, credential: &str| {
         assert!(runtime.block_on(authenticator.authenticate(credential)).is_ok(), "{name} verifies");
         group.bench_function(name, |b| {
             b.iter(|| runtime.block_on(authenticator.authenticate(black_box(credential))).unwrap())
         });
     };
-    check("HS256 app session", &session);
-    check("API key (SHA-256 lookup)", api_key);
+    check("HS256 app session", &uncached, &session);
+    check("HS256 app session, verified before", &cached, &session);
+    check("API key (SHA-256 lookup)", &uncached, api_key);
     for (kid, alg, key) in &keys {
-        check(&format!("{alg:?} provider token"), &provider_token("https://idp.bench", kid, *alg, key));
-        check(
-            &format!("{alg:?} provider token, verified before"),
-            &provider_token("https://cached.bench", kid, *alg, key),
-        );
+        let token = provider_token("https://idp.bench", kid, *alg, key);
+        check(&format!("{alg:?} provider token"), &uncached, &token);
+        check(&format!("{alg:?} provider token, verified before"), &cached, &token);
     }
     // Floors: the cryptography alone, on the same bytes.
     group.bench_function("floor: HMAC-SHA256 over a session's signing input", |b| {

@@ -25,6 +25,11 @@ pub fn claim_text(claims: &Map<String, Value>, path: &str) -> Result<String, Aut
     }
 }
 
+/// The `exp` claim, which every verified token carries (validation requires it).
+pub fn expiry(claims: &Map<String, Value>) -> Result<u64, AuthError> {
+    claims.get("exp").and_then(Value::as_u64).ok_or_else(|| AuthError::MissingClaim("exp".to_owned()))
+}
+
 /// `"{tenant}:{sub}"` with each `{path}` replaced by that claim.
 pub fn fill_template(template: &str, claims: &Map<String, Value>) -> Result<String, AuthError> {
     let mut identity = String::new();

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 pub use api_key::{ApiKeySettings, ApiKeyStore};
 pub use provider::{ProviderSettings, ProviderVerifier};
 pub use session::{SessionIssuerSettings, SessionVerifier};
+use verified::VerifiedTokens;
 
 use crate::config::env::EnvVars;
 
@@ -24,7 +25,7 @@ use crate::config::env::EnvVars;
 const MAX_CREDENTIAL_BYTES: usize = 8 * 1024;
 
 /// The `[auth]` section of the configuration.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthSettings {
     /// Issuers of HS256 app-session JWTs.
@@ -36,6 +37,34 @@ pub struct AuthSettings {
     /// OpenID Connect / JWKS identity providers.
     #[serde(default)]
     pub providers: Vec<ProviderSettings>,
+    /// JWTs already verified are remembered (by hash, until their `exp`), so a client that asks
+    /// again with the same token skips the signature check; at most this many. 0: verify every
+    /// time.
+    #[serde(default = "default_verified_cache_size")]
+    pub verified_cache_size: usize,
+}
+
+fn default_verified_cache_size() -> usize {
+    10_000
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            sessions: Vec::new(),
+            api_keys: Vec::new(),
+            providers: Vec::new(),
+            verified_cache_size: default_verified_cache_size(),
+        }
+    }
+}
+
+/// A credential's principal, and until when the credential holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub principal: Principal,
+    /// The token's `exp`, in Unix seconds.
+    pub expires_at: u64,
 }
 
 /// A verified caller.
@@ -166,6 +195,7 @@ pub struct Authenticator {
     sessions: Vec<SessionVerifier>,
     api_keys: ApiKeyStore,
     providers: Vec<ProviderVerifier>,
+    verified: VerifiedTokens,
     /// `tokenmint_jwks_fetches_total{result}`, shared by every provider's key cache.
     jwks_fetches: prometheus::IntCounterVec,
 }
@@ -216,7 +246,11 @@ impl Authenticator {
                     .to_owned(),
             );
         }
-        if problems.is_empty() { Ok(Self { sessions, api_keys, providers, jwks_fetches }) } else { Err(problems) }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let verified = VerifiedTokens::new(settings.verified_cache_size);
+        Ok(Self { sessions, api_keys, providers, verified, jwks_fetches })
     }
 
     /// Verifies a bearer credential.
@@ -224,15 +258,26 @@ impl Authenticator {
         if credential.is_empty() || credential.len() > MAX_CREDENTIAL_BYTES {
             return Err(AuthError::Malformed);
         }
-        if credential.bytes().filter(|&b| b == b'.').count() == 2 {
-            let issuer = session::unverified_issuer(credential)?;
-            if let Some(provider) = self.providers.iter().find(|p| p.issuer() == issuer) {
-                return provider.verify(credential).await;
-            }
-            let verifier = self.sessions.iter().find(|v| v.issuer() == issuer).ok_or(AuthError::UnknownIssuer)?;
-            return verifier.verify(credential);
+        if credential.bytes().filter(|&b| b == b'.').count() != 2 {
+            return self.api_keys.verify(credential);
         }
-        self.api_keys.verify(credential)
+        let now = crate::token::unix_now();
+        let key = VerifiedTokens::key(credential);
+        if let Some(principal) = self.verified.get(&key, now) {
+            return Ok(principal);
+        }
+        let issuer = session::unverified_issuer(credential)?;
+        let verified = match self.providers.iter().find(|p| p.issuer() == issuer) {
+            Some(provider) => provider.verify(credential).await?,
+            None => self
+                .sessions
+                .iter()
+                .find(|v| v.issuer() == issuer)
+                .ok_or(AuthError::UnknownIssuer)?
+                .verify(credential)?,
+        };
+        self.verified.insert(key, &verified.principal, verified.expires_at, now);
+        Ok(verified.principal)
     }
 
     /// Whether every identity provider holds a key set (readiness).

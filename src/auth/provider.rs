@@ -16,8 +16,7 @@ use serde_json::{Map, Value};
 
 use super::claims::{self, claim, claim_text, fill_template};
 use super::jwks::{JwksCache, KeySet, KeySource, Refresh, check_fetch_url};
-use super::verified::VerifiedTokens;
-use super::{AuthError, Principal, PrincipalSource};
+use super::{AuthError, Principal, PrincipalSource, Verified};
 
 const ASYMMETRIC: [Algorithm; 9] = [
     Algorithm::RS256,
@@ -85,14 +84,6 @@ pub struct ProviderSettings {
     /// substitute keys and sign tokens as any user.
     #[serde(default)]
     pub allow_insecure_http: bool,
-    /// Tokens already verified are remembered (by hash, until their `exp`) so a repeated request
-    /// skips the signature check; at most this many. 0: verify every time.
-    #[serde(default = "default_verified_cache_size")]
-    pub verified_cache_size: usize,
-}
-
-fn default_verified_cache_size() -> usize {
-    10_000
 }
 
 fn default_algorithms() -> Vec<String> {
@@ -125,7 +116,6 @@ pub struct ProviderVerifier {
     settings: ProviderSettings,
     algorithms: Vec<Algorithm>,
     pub cache: Arc<JwksCache>,
-    verified: VerifiedTokens,
 }
 
 impl std::fmt::Debug for ProviderVerifier {
@@ -220,12 +210,9 @@ impl ProviderVerifier {
             },
         };
         match cache {
-            Some(cache) if problems.is_empty() => Ok(Self {
-                settings: settings.clone(),
-                algorithms,
-                cache: Arc::new(cache),
-                verified: VerifiedTokens::new(settings.verified_cache_size),
-            }),
+            Some(cache) if problems.is_empty() => {
+                Ok(Self { settings: settings.clone(), algorithms, cache: Arc::new(cache) })
+            }
             _ => Err(problems),
         }
     }
@@ -234,12 +221,7 @@ impl ProviderVerifier {
         &self.settings.issuer
     }
 
-    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        let now = crate::token::unix_now();
-        let verified_key = VerifiedTokens::key(token);
-        if let Some(principal) = self.verified.get(&verified_key, now) {
-            return Ok(principal);
-        }
+    pub async fn verify(&self, token: &str) -> Result<Verified, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
             ErrorKind::InvalidAlgorithmName => AuthError::DisallowedAlgorithm,
             _ => AuthError::Malformed,
@@ -256,11 +238,7 @@ impl ProviderVerifier {
             }
             other => other?,
         };
-        let principal = self.principal(&claims)?;
-        if let Some(exp) = claims.get("exp").and_then(Value::as_u64) {
-            self.verified.insert(verified_key, &principal, exp, now);
-        }
-        Ok(principal)
+        Ok(Verified { principal: self.principal(&claims)?, expires_at: claims::expiry(&claims)? })
     }
 
     /// Verifies with the cached keys that fit `kid` and `alg`. A key without a `kid` (a static
@@ -348,7 +326,6 @@ mod tests {
             unknown_kid_refetch_secs: 30,
             fetch_timeout_ms: 1000,
             allow_insecure_http: false,
-            verified_cache_size: 0,
         };
         let fetches = prometheus::IntCounterVec::new(prometheus::Opts::new("f", "f"), &["result"]).unwrap();
         let problems = ProviderVerifier::new(&settings, fetches.clone()).unwrap_err();

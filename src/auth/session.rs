@@ -6,7 +6,7 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{AuthError, Principal, PrincipalSource, claims};
+use super::{AuthError, Principal, PrincipalSource, Verified, claims};
 use crate::config::env::EnvVars;
 
 /// HS256 keys shorter than the hash output weaken the MAC (RFC 7518 §3.2).
@@ -119,17 +119,18 @@ impl SessionVerifier {
         &self.settings.issuer
     }
 
-    pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+    pub fn verify(&self, token: &str) -> Result<Verified, AuthError> {
         let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding_key, &self.validation)?.claims;
         let identity = claims::claim_text(&claims, &self.settings.identity_claim)?;
         let roles = claims::roles(&claims, &self.settings.roles_claim, &self.settings.default_roles);
-        Ok(Principal {
+        let principal = Principal {
             identity,
             roles,
             may_act_as: false,
             tenant: None,
             source: PrincipalSource::Session { issuer: self.settings.issuer.clone() },
-        })
+        };
+        Ok(Verified { principal, expires_at: claims::expiry(&claims)? })
     }
 
     /// Signs a session token as the app would; used by `serve --dev` and tests.
@@ -180,7 +181,7 @@ mod tests {
     #[test]
     fn accepts_its_own_tokens_and_reads_identity_and_roles() {
         let verifier = verifier();
-        let principal = verifier.verify(&verifier.sign("alice", &["admin", "user"], 60)).unwrap();
+        let principal = verifier.verify(&verifier.sign("alice", &["admin", "user"], 60)).unwrap().principal;
         assert_eq!(principal.identity, "alice");
         assert_eq!(principal.roles, ["admin", "user"]);
         assert!(!principal.may_act_as);
@@ -205,6 +206,6 @@ mod tests {
         let token = verifier().sign("alice", &[], 60);
         let (message, _) = token.rsplit_once('.').unwrap();
         let forged = format!("{message}.{}", "A".repeat(43));
-        assert_eq!(verifier().verify(&forged), Err(AuthError::BadSignature));
+        assert_eq!(verifier().verify(&forged).unwrap_err(), AuthError::BadSignature);
     }
 }

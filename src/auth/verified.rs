@@ -1,5 +1,6 @@
-//! Provider tokens already verified, kept until their `exp`, so a client that asks again with
-//! the same ID token costs one hash and one lookup instead of an RSA or ECDSA verification.
+//! JWTs already verified (provider ID tokens and app sessions), kept until their `exp`, so a
+//! client that asks again with the same token costs one hash and one lookup instead of an RSA
+//! or ECDSA verification and a JSON parse.
 //!
 //! Keyed by the SHA-256 of the whole token: finding an entry means these exact bytes were
 //! verified before, and a forged token cannot collide with a cached one. Bounded: a full shard

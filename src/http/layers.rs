@@ -20,14 +20,13 @@ use axum::{BoxError, Router};
 use std::net::SocketAddr;
 use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
-use tower_http::LatencyUnit;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
-use tracing::{Level, Span};
+use tower_http::trace::TraceLayer;
+use tracing::Span;
 
 use super::AppState;
 use super::client_ip::{self, ClientIp};
@@ -50,12 +49,10 @@ pub fn common(router: Router, state: &AppState, server: &ServerSettings, cors: O
             // Before tracing, so no credential ever reaches a log line.
             .layer(SetSensitiveRequestHeadersLayer::new([AUTHORIZATION, PROXY_AUTHORIZATION, COOKIE]))
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            // The span gives debug-level events their request context; the access line itself
+            // is written by `track_metrics`.
             .layer(
-                TraceLayer::new_for_http()
-                    .make_span_with(request_span)
-                    .on_request(())
-                    .on_failure(())
-                    .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Micros)),
+                TraceLayer::new_for_http().make_span_with(request_span).on_request(()).on_failure(()).on_response(()),
             )
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(middleware::from_fn_with_state(state.clone(), close_while_draining))
@@ -97,24 +94,42 @@ fn cors_layer(settings: &CorsSettings) -> CorsLayer {
         .max_age(Duration::from_secs(settings.max_age_secs))
 }
 
-/// One span per request; `identity` is filled in once the caller is authenticated.
+/// One span per request, at debug level: at the default `info` a span per request would cost
+/// a third of the throughput (bench/load.sh), and the info-level lines name their request
+/// themselves. `identity` is filled in once the caller is authenticated.
 fn request_span(request: &Request<Body>) -> Span {
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
-    let request_id = request.headers().get(X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
-    tracing::info_span!("request", method = %request.method(), route, request_id, identity = tracing::field::Empty)
+    let request_id = request_id(request);
+    tracing::debug_span!("request", method = %request.method(), route, request_id, identity = tracing::field::Empty)
 }
 
-/// Counts and times every request by route template (never the raw path), method and status.
+fn request_id(request: &Request) -> &str {
+    request.headers().get(X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+/// Counts and times every request by route template (never the raw path), method and status,
+/// and writes the access line: at `info` for a refusal or failure, at `debug` for a success (a
+/// minted token already has its audit line at `info`).
 async fn track_metrics(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     // MatchedPath is an Arc inside: cloning it is cheaper than copying the route string.
     let route = request.extensions().get::<MatchedPath>().cloned();
     let method = method_label(request.method().as_str());
+    let id = request.headers().get(X_REQUEST_ID).cloned();
     let response = next.run(request).await;
     let status = response.status();
-    let labels = [route.as_ref().map_or("unmatched", MatchedPath::as_str), method, status.as_str()];
+    let elapsed = started.elapsed();
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let labels = [route, method, status.as_str()];
     metrics.http_requests.with_label_values(&labels).inc();
-    metrics.http_duration.with_label_values(&labels).observe(started.elapsed().as_secs_f64());
+    metrics.http_duration.with_label_values(&labels).observe(elapsed.as_secs_f64());
+    let request_id = id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("");
+    let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+    if status.is_success() || status.is_informational() {
+        tracing::debug!(method, route, status = status.as_u16(), latency_us, request_id, "answered");
+    } else {
+        tracing::info!(method, route, status = status.as_u16(), latency_us, request_id, "answered");
+    }
     response
 }
 
@@ -161,7 +176,7 @@ async fn authenticate(State(state): State<AppState>, mut request: Request, next:
         }
         Err(e) => {
             state.metrics.auth_failures.with_label_values(&[e.reason()]).inc();
-            tracing::info!(reason = e.reason(), "authentication failed");
+            tracing::info!(reason = e.reason(), request_id = request_id(&request), "authentication failed");
             Err(e.into())
         }
     }

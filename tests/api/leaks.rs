@@ -95,9 +95,10 @@ async fn no_secret_or_token_reaches_the_output_and_each_token_is_audited() {
         assert!(audit["ttl"].is_u64() && audit["grants"].is_string() && audit["rule"].is_string());
         assert!(!audit["request_id"].as_str().unwrap().is_empty());
     }
-    let finished: Vec<&Value> = lines.iter().filter(|l| l["message"] == "finished processing request").collect();
-    assert!(finished.len() >= 17, "every request was logged");
-    for line in finished {
-        assert!(!line["span"]["request_id"].as_str().unwrap_or("").is_empty(), "request id in {line}");
+    let answered: Vec<&Value> = lines.iter().filter(|l| l["message"] == "answered").collect();
+    assert!(answered.len() >= 17, "every request was logged");
+    for line in answered {
+        assert!(!line["request_id"].as_str().unwrap_or("").is_empty(), "request id in {line}");
+        assert!(line["status"].is_u64() && line["route"].is_string() && line["latency_us"].is_u64(), "{line}");
     }
 }

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Load benchmark: POST /v1/tokens on the real release server, beside an axum hello world from
+# the same workspace (examples/hello.rs, the HTTP ceiling of this machine) and the token path
+# with no tower layers (examples/bare_mint.rs), all measured in one run.
+#
+# Scenarios, each a fresh server per measurement (so peak RSS is per run):
+#   hello          GET / on examples/hello
+#   bare           POST /v1/tokens, HS256 session, no layers (examples/bare_mint)
+#   hs256          POST /v1/tokens, HS256 app-session credential, every layer, log filter info
+#   rs256-cached   POST /v1/tokens, RS256 provider ID token, verification cache warm
+# For each connection count, wrk (1 thread) runs for a bounded time; the server is pinned to
+# CPU 0 and wrk to CPU 1 when taskset exists. Printed: medians over the runs of requests/s,
+# p50 / p99 / p99.9 latency, errors (socket errors and non-2xx), and the server's peak RSS
+# (VmHWM). Loopback only; every server it starts is stopped. A benchmark, not a test.
+#
+# Usage: bench/load.sh [seconds per run, default 10] [connection counts, default "16 64 256"]
+#                      [runs, default 3] [scenarios, default "hello bare hs256 rs256-cached"]
+# Needs: wrk, openssl, python3 (apt-get install wrk openssl python3).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration=${1:-10}
+connection_counts=${2:-16 64 256}
+runs=${3:-3}
+scenarios=${4:-hello bare hs256 rs256-cached}
+for tool in wrk openssl python3; do
+  command -v "$tool" >/dev/null || { echo "bench/load.sh: install $tool (apt-get install $tool)" >&2; exit 1; }
+done
+
+cargo build --release --quiet --bin tokenmint --example hello --example bare_mint
+# taskset execs its command, so a backgrounded `$(on_cpu 0) server &` leaves $! as the server.
+on_cpu() { if command -v taskset >/dev/null; then echo "taskset -c $1"; fi; }
+
+work=$(mktemp -d)
+server=
+cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+export TWILIO_ACCOUNT_SID=AC0123456789abcdef0123456789abcdef
+export TWILIO_API_KEY=SKfedcba9876543210fedcba9876543210
+export TWILIO_API_SECRET=bench-api-secret-bench-api-secret
+export TEST_SESSION_SECRET=bench-session-secret-bench-session-secret-0123
+# The test configuration plus an RS256 provider with a fixed key; limits checked, never hit.
+cp config/test.toml "$work/load.toml"
+{
+  printf '\n[[auth.providers]]\nissuer = "https://idp.bench"\naudiences = ["tokenmint-bench"]\n'
+  printf 'default_roles = ["user"]\npublic_key_pem = """\n%s\n"""\n' "$(cat tests/fixtures/keys/rsa-a.pub.pem)"
+} >>"$work/load.toml"
+export TOKENMINT_CONFIG=$work/load.toml TOKENMINT__LOG__FILTER=info
+export TOKENMINT__RATE_LIMIT__PER_IP__PER_MINUTE=4000000000 TOKENMINT__RATE_LIMIT__PER_IP__BURST=100000000
+export TOKENMINT__RATE_LIMIT__PER_IDENTITY__PER_MINUTE=4000000000 TOKENMINT__RATE_LIMIT__PER_IDENTITY__BURST=100000000
+
+b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+jwt() { # alg, claims JSON, signer command reading the signing input on stdin
+  local input
+  input="$(printf '{"alg":"%s","typ":"JWT"}' "$1" | b64url).$(printf '%s' "$2" | b64url)"
+  printf '%s.%s' "$input" "$(printf '%s' "$input" | $3 | b64url)"
+}
+now=$(date +%s)
+session=$(jwt HS256 "{\"iss\":\"https://app.test\",\"aud\":\"tokenmint-test\",\"sub\":\"alice\",\"roles\":[\"user\"],\"iat\":$now,\"exp\":$((now + 7200))}" \
+  "openssl dgst -sha256 -binary -hmac $TEST_SESSION_SECRET")
+id_token=$(jwt RS256 "{\"iss\":\"https://idp.bench\",\"aud\":\"tokenmint-bench\",\"sub\":\"alice\",\"iat\":$now,\"exp\":$((now + 7200))}" \
+  "openssl dgst -sha256 -binary -sign tests/fixtures/keys/rsa-a.pem")
+
+script() { # credential -> a wrk script for the token POST that reports what we print
+  cat <<LUA
+wrk.method = "POST"
+wrk.body = '{"grants": {"video": {"room": "standup"}}}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $1"
+LUA
+  report
+}
+report() {
+  cat <<'LUA'
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %.0f %d %d %d %d\n", summary.requests / (summary.duration / 1e6),
+    latency:percentile(50), latency:percentile(99), latency:percentile(99.9),
+    e.connect + e.read + e.write + e.timeout + e.status))
+end
+LUA
+}
+script "$session" >"$work/hs256.lua"
+script "$id_token" >"$work/rs256.lua"
+report >"$work/get.lua"
+
+start() { # scenario -> starts its server in the background, sets $server and $url
+  case $1 in
+    hello) $(on_cpu 0) target/release/examples/hello 127.0.0.1:18100 >/dev/null 2>&1 & url=http://127.0.0.1:18100/ ;;
+    bare) $(on_cpu 0) target/release/examples/bare_mint 127.0.0.1:18101 >/dev/null 2>&1 & url=http://127.0.0.1:18101/v1/tokens ;;
+    *) TOKENMINT__SERVER__LISTEN=127.0.0.1:18102 TOKENMINT__SERVER__ADMIN_LISTEN=127.0.0.1:18103 \
+         $(on_cpu 0) target/release/tokenmint serve >/dev/null 2>&1 & url=http://127.0.0.1:18102/v1/tokens ;;
+  esac
+  server=$!
+  for _ in $(seq 200); do
+    kill -0 "$server" 2>/dev/null || { echo "bench/load.sh: the $1 server exited (is its port taken?)" >&2; exit 1; }
+    if curl -s -o /dev/null "$url" -X OPTIONS 2>/dev/null; then return; fi
+    sleep 0.02
+  done
+  echo "bench/load.sh: the $1 server did not start" >&2; exit 1
+}
+lua_for() { case $1 in hello) echo "$work/get.lua" ;; rs256-cached) echo "$work/rs256.lua" ;; *) echo "$work/hs256.lua" ;; esac; }
+
+echo "wrk: ${duration}s per run, ${runs} runs, 1 thread on CPU 1; server on CPU 0; $(nproc) CPUs"
+printf '%-13s %6s %10s %9s %9s %9s %7s %9s\n' scenario conns "req/s" p50 p99 p99.9 errors "peak RSS"
+for connections in $connection_counts; do
+  for scenario in $scenarios; do
+    results=()
+    for _ in $(seq "$runs"); do
+      start "$scenario"
+      # A short warm-up fills the verification cache and the allocator.
+      $(on_cpu 1) wrk -t1 -c"$connections" -d1s -s "$(lua_for "$scenario")" "$url" >/dev/null
+      line=$($(on_cpu 1) wrk -t1 -c"$connections" -d"${duration}s" -s "$(lua_for "$scenario")" "$url" | grep '^RESULT')
+      rss=$(awk '/VmHWM/ {print $2}' "/proc/$server/status")
+      kill "$server"; wait "$server" 2>/dev/null || true; server=
+      results+=("${line#RESULT } $rss")
+    done
+    printf '%s\n' "${results[@]}" | python3 -c '
+import statistics, sys
+rows = [list(map(float, line.split())) for line in sys.stdin if line.strip()]
+median = [statistics.median(column) for column in zip(*rows)]
+rps, p50, p99, p999, errors, rss = median
+print(f"%-13s %6s %10.0f %7.2fms %7.2fms %7.2fms %7.0f %7.1fMiB" % (sys.argv[1], sys.argv[2], rps, p50 / 1000, p99 / 1000, p999 / 1000, errors, rss / 1024))
+' "$scenario" "$connections"
+  done
+done
