@@ -10,7 +10,7 @@
 //! Around them: [`config`] (layered settings, environment, secrets), [`startup`] (assembly,
 //! listeners, graceful shutdown and drain), [`reload`] (key rotation: SIGHUP and watched files),
 //! [`telemetry`] (logs and the audit trail), [`cli`]
-//! (the commands `main` dispatches), [`dev`] (the zero-setup `--dev` mode) and [`sid`].
+//! (the commands `main` dispatches), [`dev`] (the zero-setup `--dev` mode), [`sid`] and [`ids`].
 
 pub mod auth;
 pub mod cli;
@@ -19,6 +19,7 @@ pub mod credentials;
 pub mod dev;
 pub mod error;
 pub mod http;
+pub mod ids;
 pub mod metrics;
 pub mod policy;
 pub mod ratelimit;

@@ -22,7 +22,7 @@ use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
@@ -48,7 +48,7 @@ pub fn common(router: Router, state: &AppState, server: &ServerSettings, cors: O
         ServiceBuilder::new()
             // Before tracing, so no credential ever reaches a log line.
             .layer(SetSensitiveRequestHeadersLayer::new([AUTHORIZATION, PROXY_AUTHORIZATION, COOKIE]))
-            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(SetRequestIdLayer::x_request_id(UniqueRequestIds))
             // The span gives debug-level events their request context; the access line itself
             // is written by `track_metrics`.
             .layer(
@@ -92,6 +92,16 @@ fn cors_layer(settings: &CorsSettings) -> CorsLayer {
         .allow_headers([AUTHORIZATION, CONTENT_TYPE])
         .expose_headers([X_REQUEST_ID, RETRY_AFTER, RATELIMIT, RATELIMIT_POLICY])
         .max_age(Duration::from_secs(settings.max_age_secs))
+}
+
+/// Request ids from [`crate::ids`]; a client's own `x-request-id` is kept.
+#[derive(Clone, Copy)]
+struct UniqueRequestIds;
+
+impl MakeRequestId for UniqueRequestIds {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        HeaderValue::from_str(&crate::ids::unique_hex()).ok().map(RequestId::new)
+    }
 }
 
 /// One span per request, at debug level: at the default `info` a span per request would cost

@@ -177,7 +177,7 @@ impl TokenMinter {
 
     /// Mints a token issued at `issued_at` (Unix seconds) with a random, unique `jti`.
     pub fn mint(&self, spec: &TokenSpec, issued_at: u64) -> Result<MintedToken, TokenError> {
-        self.mint_with_jti_suffix(spec, issued_at, &random_jti_suffix())
+        self.mint_with_jti_suffix(spec, issued_at, &crate::ids::unique_hex())
     }
 
     /// Mints with a given `jti` suffix; the official libraries' `jti` is `<SK>-<iat>`, which
@@ -216,22 +216,6 @@ impl TokenMinter {
         URL_SAFE_NO_PAD.encode_string(mac.finalize().into_bytes(), &mut token);
         Ok(MintedToken { token: SecretString::from(token), jti, issued_at, expires_at, key_sid: self.key_sid.clone() })
     }
-}
-
-/// 16 hex digits that no other token of this process shares: a random per-process start plus
-/// a counter. Unique within a replica by construction and, with a 64-bit random start, across
-/// replicas too; the `jti` is an identifier, not a secret, so one system call per process
-/// suffices (reading the OS's generator per token cost as much as signing).
-fn random_jti_suffix() -> String {
-    static START: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let start = *START.get_or_init(|| {
-        let mut bytes = [0u8; 8];
-        getrandom::fill(&mut bytes).expect("the operating system's random number generator is unavailable");
-        u64::from_be_bytes(bytes)
-    });
-    let count = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{:016x}", start.wrapping_add(count))
 }
 
 /// The current time in Unix seconds: read once per token.
