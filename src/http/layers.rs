@@ -42,8 +42,7 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The layers every route of a listener gets. `cors` is `None` on the admin listener.
 pub fn common(router: Router, state: &AppState, server: &ServerSettings, cors: Option<&CorsSettings>) -> Router {
-    let metrics = state.metrics.clone();
-    let shed = metrics.clone();
+    let shed = state.metrics.clone();
     router.layer(DefaultBodyLimit::max(server.body_limit_bytes)).layer(
         ServiceBuilder::new()
             // Before tracing, so no credential ever reaches a log line.
@@ -55,14 +54,12 @@ pub fn common(router: Router, state: &AppState, server: &ServerSettings, cors: O
                 TraceLayer::new_for_http().make_span_with(request_span).on_request(()).on_failure(()).on_response(()),
             )
             .layer(PropagateRequestIdLayer::x_request_id())
-            .layer(middleware::from_fn_with_state(state.clone(), close_while_draining))
             // Outside everything that can refuse a request, so 429s, 503s and preflights count.
-            .layer(middleware::from_fn_with_state(metrics, track_metrics))
+            .layer(middleware::from_fn_with_state(state.clone(), observe))
             .layer(CatchPanicLayer::custom(panic_response))
             .option_layer(cors.map(cors_layer))
             // Tokens must never sit in a cache; nothing else here is worth caching either.
             .layer(SetResponseHeaderLayer::if_not_present(CACHE_CONTROL, HeaderValue::from_static("no-store")))
-            .layer(middleware::from_fn_with_state(state.clone(), resolve_client_ip))
             // Overload: refuse at once with 503 instead of queueing. The semaphore is shared by
             // every route (a plain ConcurrencyLimitLayer would get one per route).
             .layer(HandleErrorLayer::new(move |error: BoxError| {
@@ -75,13 +72,9 @@ pub fn common(router: Router, state: &AppState, server: &ServerSettings, cors: O
     )
 }
 
-/// The layers of a route that mints: per-IP limit, authentication, per-identity limit.
-/// (`route_layer` runs bottom to top: the last added runs first.)
+/// The layer of a route that mints: per-IP limit, authentication, per-identity limit.
 pub fn token_route(router: axum::Router<AppState>, state: &AppState) -> axum::Router<AppState> {
-    router
-        .route_layer(middleware::from_fn_with_state(state.clone(), limit_per_identity))
-        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
-        .route_layer(middleware::from_fn_with_state(state.clone(), limit_per_ip))
+    router.route_layer(middleware::from_fn_with_state(state.clone(), guard_token_route))
 }
 
 fn cors_layer(settings: &CorsSettings) -> CorsLayer {
@@ -117,22 +110,30 @@ fn request_id(request: &Request) -> &str {
     request.headers().get(X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
-/// Counts and times every request by route template (never the raw path), method and status,
-/// and writes the access line: at `info` for a refusal or failure, at `debug` for a success (a
-/// minted token already has its audit line at `info`).
-async fn track_metrics(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
+/// Every request, outside everything that can refuse it: resolves the client IP; counts and
+/// times the answer by route template (never the raw path), method and status; writes the
+/// access line (at `info` for a refusal or failure, at `debug` for a success, since a minted
+/// token already has its audit line); and while draining asks the client to close its
+/// connection, so keep-alive clients reconnect through the load balancer to another replica.
+/// One middleware rather than three, because each axum middleware layer clones the rest of the
+/// stack per request.
+async fn observe(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
+    if let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>().copied() {
+        let ip = client_ip::resolve(peer, request.headers(), &state.trusted_proxies);
+        request.extensions_mut().insert(ClientIp(ip));
+    }
     // MatchedPath is an Arc inside: cloning it is cheaper than copying the route string.
     let route = request.extensions().get::<MatchedPath>().cloned();
     let method = method_label(request.method().as_str());
     let id = request.headers().get(X_REQUEST_ID).cloned();
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
     let status = response.status();
     let elapsed = started.elapsed();
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     let labels = [route, method, status.as_str()];
-    metrics.http_requests.with_label_values(&labels).inc();
-    metrics.http_duration.with_label_values(&labels).observe(elapsed.as_secs_f64());
+    state.metrics.http_requests.with_label_values(&labels).inc();
+    state.metrics.http_duration.with_label_values(&labels).observe(elapsed.as_secs_f64());
     let request_id = id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("");
     let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
     if status.is_success() || status.is_informational() {
@@ -140,72 +141,69 @@ async fn track_metrics(State(metrics): State<Metrics>, request: Request, next: N
     } else {
         tracing::info!(method, route, status = status.as_u16(), latency_us, request_id, "answered");
     }
-    response
-}
-
-/// While draining, every response asks the client to close its connection, so keep-alive clients
-/// reconnect through the load balancer (to another replica) instead of reusing this one.
-async fn close_while_draining(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let mut response = next.run(request).await;
     if state.health.is_draining() {
         response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
     }
     response
 }
 
-async fn resolve_client_ip(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
-    if let Some(peer) = peer {
-        let ip = client_ip::resolve(peer, request.headers(), &state.trusted_proxies);
-        request.extensions_mut().insert(ClientIp(ip));
-    }
-    next.run(request).await
-}
-
-async fn limit_per_ip(State(state): State<AppState>, request: Request, next: Next) -> Result<Response, ApiError> {
+/// The token route's gate, in this order: the per-IP limit (before authentication, so bad
+/// credentials cannot burn CPU), authentication, then the per-identity limit. The principal goes
+/// into the request; every answer carries the quotas checked so far. One middleware rather than
+/// three, because each axum middleware layer clones the rest of the stack per request.
+async fn guard_token_route(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
-    let Some(ClientIp(ip)) = request.extensions().get::<ClientIp>().copied() else {
-        return Ok(next.run(request).await);
+    let ip_fields = match request.extensions().get::<ClientIp>().copied() {
+        Some(ClientIp(ip)) => match state.limiter.check_ip(route, ip).await {
+            Ok(fields) => Some(fields),
+            Err(e) => return refuse(&state.metrics, e).into_response(),
+        },
+        None => None,
     };
-    let fields = state.limiter.check_ip(route, ip).await.inspect_err(|e| count_refusal(&state.metrics, e))?;
-    Ok(with_rate_limit_fields(next.run(request).await, &fields))
+    let with_ip_fields = |response: Response| match &ip_fields {
+        Some(fields) => with_rate_limit_fields(response, fields),
+        None => response,
+    };
+    let headers = [AUTHORIZATION, X_REQUEST_ID].map(|name| request.headers().get(name).cloned());
+    let principal = match authenticate(&state, headers).await {
+        Ok(principal) => principal,
+        Err(e) => return with_ip_fields(ApiError::from(e).into_response()),
+    };
+    let key = format!("{}:{}", principal.source, principal.identity);
+    let identity_fields = match state.limiter.check_identity(&key, &principal.roles).await {
+        Ok(fields) => fields,
+        Err(e) => return with_ip_fields(refuse(&state.metrics, e).into_response()),
+    };
+    Span::current().record("identity", principal.identity.as_str());
+    request.extensions_mut().insert(principal);
+    with_rate_limit_fields(with_ip_fields(next.run(request).await), &identity_fields)
 }
 
-/// Verifies the bearer credential and puts the [`crate::auth::Principal`] in the request.
-async fn authenticate(State(state): State<AppState>, mut request: Request, next: Next) -> Result<Response, ApiError> {
-    let header = request.headers().get(AUTHORIZATION).map(|v| v.to_str().map_err(|_| AuthError::Malformed)).transpose();
+/// Verifies the bearer credential; a refusal is counted and logged with its reason. (It takes
+/// the two headers it reads, not the request: a request body is not `Sync`, so a borrowed
+/// request cannot be held across an await.)
+async fn authenticate(
+    state: &AppState,
+    headers: [Option<HeaderValue>; 2],
+) -> Result<crate::auth::Principal, AuthError> {
+    let [authorization, request_id] = headers;
+    let header = authorization.as_ref().map(|v| v.to_str().map_err(|_| AuthError::Malformed)).transpose();
     let result = match header.and_then(bearer_credential) {
         Ok(credential) => state.authenticator.authenticate(credential).await,
         Err(e) => Err(e),
     };
-    match result {
-        Ok(principal) => {
-            Span::current().record("identity", principal.identity.as_str());
-            request.extensions_mut().insert(principal);
-            Ok(next.run(request).await)
-        }
-        Err(e) => {
-            state.metrics.auth_failures.with_label_values(&[e.reason()]).inc();
-            tracing::info!(reason = e.reason(), request_id = request_id(&request), "authentication failed");
-            Err(e.into())
-        }
-    }
+    result.inspect_err(|e| {
+        state.metrics.auth_failures.with_label_values(&[e.reason()]).inc();
+        let request_id = request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("");
+        tracing::info!(reason = e.reason(), request_id, "authentication failed");
+    })
 }
 
-async fn limit_per_identity(State(state): State<AppState>, request: Request, next: Next) -> Result<Response, ApiError> {
-    let Some(principal) = request.extensions().get::<crate::auth::Principal>() else {
-        return Err(ApiError::Internal("the identity limit ran before authentication".into()));
-    };
-    let key = format!("{}:{}", principal.source, principal.identity);
-    let fields =
-        state.limiter.check_identity(&key, &principal.roles).await.inspect_err(|e| count_refusal(&state.metrics, e))?;
-    Ok(with_rate_limit_fields(next.run(request).await, &fields))
-}
-
-fn count_refusal(metrics: &Metrics, error: &RateLimitError) {
-    if let RateLimitError::Limited(limited) = error {
+fn refuse(metrics: &Metrics, error: RateLimitError) -> ApiError {
+    if let RateLimitError::Limited(limited) = &error {
         metrics.rate_limited.with_label_values(&[limited.scope.label()]).inc();
     }
+    error.into()
 }
 
 /// Adds one quota's members to the `RateLimit-Policy` and `RateLimit` list fields.
