@@ -1,6 +1,6 @@
 //! The token path with no tower layers at all: authenticate, decide, mint and answer, exactly
 //! as `POST /v1/tokens` does, but without request ids, tracing, metrics, CORS, client-IP
-//! resolution, rate limits, load shedding or timeouts. `bench/layers.sh` runs it beside the real
+//! resolution, rate limits, load shedding or timeouts. `bench/load.sh` runs it beside the real
 //! server to measure what the layers cost. Not for production.
 //!
 //! Usage: TOKENMINT_CONFIG=config/test.toml TWILIO_…=… cargo run --release --example bare_mint -- 127.0.0.1:18081
