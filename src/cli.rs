@@ -138,6 +138,7 @@ fn mint(
         .transpose()
         .context("--grants is not a valid grants object (e.g. '{\"video\":{\"room\":\"standup\"}}')")?;
     let principal = Principal {
+        subject: identity.clone(),
         identity,
         roles,
         may_act_as: false,

@@ -106,6 +106,7 @@ impl From<PolicyError> for ApiError {
         match e {
             PolicyError::Invalid(reason) => Self::BadRequest(reason),
             PolicyError::Forbidden(reason) => Self::Forbidden(reason),
+            PolicyError::Denied(list) => Self::Forbidden(PolicyError::Denied(list).to_string()),
         }
     }
 }

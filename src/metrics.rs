@@ -43,6 +43,8 @@ pub struct Series {
     pub rate_limited: IntCounterVec,
     /// `tokenmint_requests_shed_total`: refused at once because the concurrency limit was reached.
     pub requests_shed: IntCounter,
+    /// `tokenmint_denied_total{list}`: refused by the deny list, `identity` or `subject`.
+    pub denied: IntCounterVec,
     /// `tokenmint_reloads_total{trigger,result}`: credentials and policy re-read on `sighup` or
     /// `file_change`; `success`, or `failure` (the running ones kept).
     pub reloads: IntCounterVec,
@@ -79,6 +81,7 @@ impl Series {
         let auth_failures = counter("tokenmint_auth_failures_total", "Refused credentials, by reason.", &["reason"]);
         let rate_limited =
             counter("tokenmint_rate_limited_total", "Requests refused with 429, by limit scope.", &["scope"]);
+        let denied = counter("tokenmint_denied_total", "Requests refused by the deny list, by list.", &["list"]);
         let reloads = counter(
             "tokenmint_reloads_total",
             "Reloads of the credentials and policy, by trigger and result.",
@@ -122,6 +125,9 @@ impl Series {
         for scope in ["ip", "identity"] {
             rate_limited.with_label_values(&[scope]);
         }
+        for list in ["identity", "subject"] {
+            denied.with_label_values(&[list]);
+        }
         for trigger in ["sighup", "file_change"] {
             for result in ["success", "failure"] {
                 reloads.with_label_values(&[trigger, result]);
@@ -135,6 +141,7 @@ impl Series {
             auth_failures,
             rate_limited,
             requests_shed,
+            denied,
             reloads,
             mint_duration,
         }

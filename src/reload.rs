@@ -1,6 +1,6 @@
 //! Live reload, for key rotation without downtime. On SIGHUP, and when a watched file changes
 //! (each `*_FILE` credential and the `--config` file), the Twilio credentials, the token
-//! settings and the policy are read again the way start-up read them, and swapped in whole.
+//! settings and the policy (with its deny list) are read again the way start-up read them, and swapped in whole.
 //!
 //! A reload is all or nothing: if anything is invalid, the running credentials and policy stay,
 //! with one log line and a metric. Listeners, authentication and rate limits are read at

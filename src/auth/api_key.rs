@@ -77,6 +77,7 @@ impl ApiKeyStore {
         let key = found.ok_or(AuthError::UnknownApiKey)?;
         Ok(Principal {
             identity: key.name.clone(),
+            subject: key.name.clone(),
             roles: key.roles.clone(),
             may_act_as: key.act_as,
             tenant: None,

@@ -72,6 +72,9 @@ pub struct Verified {
 pub struct Principal {
     /// The Twilio identity the caller's own tokens carry.
     pub identity: String,
+    /// Who the credential says holds it: a JWT's `sub` (its identity when it has none), or a
+    /// backend API key's name. The deny list's `subjects` match it.
+    pub subject: String,
     /// Roles that select policy rules.
     pub roles: Vec<String>,
     /// Whether the caller may name another identity (a trusted backend).

@@ -291,8 +291,10 @@ impl ProviderVerifier {
         };
         let roles = claims::roles(claims, &self.settings.roles_claim, &self.settings.default_roles);
         let tenant = self.settings.tenant_claim.as_deref().map(|path| claim_text(claims, path)).transpose()?;
+        let subject = claim_text(claims, "sub").unwrap_or_else(|_| identity.clone());
         Ok(Principal {
             identity,
+            subject,
             roles,
             may_act_as: false,
             tenant,

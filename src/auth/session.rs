@@ -123,8 +123,10 @@ impl SessionVerifier {
         let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding_key, &self.validation)?.claims;
         let identity = claims::claim_text(&claims, &self.settings.identity_claim)?;
         let roles = claims::roles(&claims, &self.settings.roles_claim, &self.settings.default_roles);
+        let subject = claims::claim_text(&claims, "sub").unwrap_or_else(|_| identity.clone());
         let principal = Principal {
             identity,
+            subject,
             roles,
             may_act_as: false,
             tenant: None,

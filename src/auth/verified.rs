@@ -87,6 +87,7 @@ mod tests {
     fn alice() -> Principal {
         Principal {
             identity: "alice".into(),
+            subject: "alice".into(),
             roles: vec!["user".into()],
             may_act_as: false,
             tenant: None,

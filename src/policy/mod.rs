@@ -33,6 +33,23 @@ const MAX_LABEL_CHARS: usize = 256;
 pub struct PolicySettings {
     #[serde(default)]
     pub rules: Vec<RuleSettings>,
+    /// The issuance kill switch.
+    #[serde(default)]
+    pub deny: DenySettings,
+}
+
+/// `[policy.deny]`: who gets no token at all, whatever the rules say. Twilio cannot revoke a
+/// token already issued, so stopping issuance is the lever operators have; a reload (SIGHUP or
+/// a changed config file) applies a change at once.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DenySettings {
+    /// Twilio identities no token may carry, whoever asks (a backend acting for them included).
+    #[serde(default)]
+    pub identities: Vec<String>,
+    /// Callers that get no token: a JWT's `sub`, or a backend API key's name.
+    #[serde(default)]
+    pub subjects: Vec<String>,
 }
 
 /// One `[[policy.rules]]` entry. A grant section left out is a grant the rule never gives.
@@ -127,6 +144,32 @@ pub enum PolicyError {
     Invalid(String),
     #[error("{0}")]
     Forbidden(String),
+    /// On the deny list (a 403, counted and audited apart from other refusals).
+    #[error("{}", .0.detail())]
+    Denied(DenyList),
+}
+
+/// Which deny list matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DenyList {
+    Identity,
+    Subject,
+}
+
+impl DenyList {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Identity => "identity",
+            Self::Subject => "subject",
+        }
+    }
+
+    fn detail(self) -> &'static str {
+        match self {
+            Self::Identity => "tokens for this identity are blocked by the operator",
+            Self::Subject => "this caller is blocked from getting tokens by the operator",
+        }
+    }
 }
 
 /// The outcome: what to mint, and which rule allowed it.
@@ -141,6 +184,8 @@ pub struct Decision {
 pub struct Policy {
     rules: Vec<Rule>,
     default_ttl_secs: u32,
+    denied_identities: std::collections::HashSet<String>,
+    denied_subjects: std::collections::HashSet<String>,
 }
 
 /// A configured value a client may or may not choose.
@@ -196,11 +241,27 @@ impl Policy {
                 Rule::from_settings(rule, &at, &mut problems)
             })
             .collect();
-        if problems.is_empty() { Ok(Self { rules, default_ttl_secs }) } else { Err(problems) }
+        for (key, entries) in [("identities", &settings.deny.identities), ("subjects", &settings.deny.subjects)] {
+            if entries.iter().any(|entry| entry.trim().is_empty()) {
+                problems.push(format!("policy.deny.{key}: an entry is empty; remove it"));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Self {
+            rules,
+            default_ttl_secs,
+            denied_identities: settings.deny.identities.iter().cloned().collect(),
+            denied_subjects: settings.deny.subjects.iter().cloned().collect(),
+        })
     }
 
     /// Decides what `principal` may receive for `request`.
     pub fn decide(&self, principal: &Principal, request: &TokenRequest) -> Result<Decision, PolicyError> {
+        if self.denied_subjects.contains(&principal.subject) {
+            return Err(PolicyError::Denied(DenyList::Subject));
+        }
         check_request_shape(request)?;
         let identity_from_request = match &request.identity {
             Some(identity) if identity != &principal.identity => {
@@ -214,6 +275,9 @@ impl Policy {
             _ => false,
         };
         let identity = request.identity.as_deref().unwrap_or(&principal.identity);
+        if self.denied_identities.contains(identity) {
+            return Err(PolicyError::Denied(DenyList::Identity));
+        }
         let mut candidates =
             self.rules.iter().filter(|rule| rule.roles.iter().any(|r| principal.roles.contains(r))).peekable();
         if candidates.peek().is_none() {

@@ -24,6 +24,7 @@ fn toml_from_str<T: serde::de::DeserializeOwned>(text: &str) -> T {
 fn user(identity: &str, roles: &[&str]) -> Principal {
     Principal {
         identity: identity.into(),
+        subject: format!("sub-{identity}"),
         roles: roles.iter().map(|r| r.to_string()).collect(),
         may_act_as: false,
         tenant: None,
@@ -185,4 +186,33 @@ fn configuration_problems_are_all_reported() {
     for expected in ["roles is empty", "max_ttl_secs", "defaults names Sync", "chat.service_sid"] {
         assert!(problems.iter().any(|p| p.contains(expected)), "{expected} in {problems:?}");
     }
+}
+
+#[test]
+fn the_deny_list_refuses_identities_and_subjects_before_any_rule() {
+    let policy = policy(
+        r#"
+        [policy.deny]
+        identities = ["mallory"]
+        subjects = ["sub-eve", "kiosk"]
+        [[policy.rules]]
+        name = "users"
+        roles = ["user"]
+        video = { rooms = ["*"] }
+        "#,
+    );
+    let empty = request("{}");
+    assert!(policy.decide(&user("alice", &["user"]), &empty).is_ok());
+    assert_eq!(policy.decide(&user("mallory", &["user"]), &empty), Err(PolicyError::Denied(DenyList::Identity)));
+    assert_eq!(policy.decide(&user("eve", &["user"]), &empty), Err(PolicyError::Denied(DenyList::Subject)));
+    // A backend acting for a denied identity is refused too; its own subject decides first.
+    let backend = Principal { may_act_as: true, ..user("billing", &["user"]) };
+    assert_eq!(
+        policy.decide(&backend, &request(r#"{"identity": "mallory"}"#)),
+        Err(PolicyError::Denied(DenyList::Identity))
+    );
+    let kiosk = Principal { subject: "kiosk".into(), ..user("kiosk", &["user"]) };
+    assert_eq!(policy.decide(&kiosk, &empty), Err(PolicyError::Denied(DenyList::Subject)));
+    // A role with no rule still gets the deny answer first: the operator's block is what matters.
+    assert_eq!(policy.decide(&user("mallory", &["guest"]), &empty), Err(PolicyError::Denied(DenyList::Identity)));
 }

@@ -4,6 +4,7 @@
 mod browser;
 mod cli;
 mod container;
+mod deny;
 mod deploy;
 mod drain;
 mod errors;

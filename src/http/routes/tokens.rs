@@ -11,7 +11,7 @@ use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
 use crate::http::extract::JsonBody;
 use crate::http::{AppState, ClientIp};
-use crate::policy::TokenRequest;
+use crate::policy::{PolicyError, TokenRequest};
 use crate::token::{rfc3339, unix_now};
 
 /// A minted token and what it carries.
@@ -56,7 +56,22 @@ pub async fn mint_token(
     headers: HeaderMap,
     JsonBody(request): JsonBody<TokenRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    let decision = state.policy.load().decide(&principal, &request)?;
+    let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let decision = state.policy.load().decide(&principal, &request).inspect_err(|e| {
+        if let PolicyError::Denied(list) = e {
+            state.metrics.denied.with_label_values(&[list.label()]).inc();
+            tracing::info!(
+                target: "audit",
+                request_id,
+                identity = request.identity.as_deref().unwrap_or(&principal.identity),
+                subject = %principal.subject,
+                principal = %principal.source,
+                deny_list = list.label(),
+                %client_ip,
+                "token refused: deny list"
+            );
+        }
+    })?;
     let minter = state.minter.load();
     let timer = state.metrics.mint_duration.start_timer();
     let minted = minter.mint(&decision.spec, unix_now())?;
@@ -67,8 +82,9 @@ pub async fn mint_token(
     }
     tracing::info!(
         target: "audit",
-        request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or(""),
+        request_id,
         identity = %decision.spec.identity,
+        subject = %principal.subject,
         principal = %principal.source,
         tenant = principal.tenant.as_deref(),
         rule = %decision.rule,
