@@ -1,7 +1,8 @@
 //! Every failure the HTTP API reports, and the one place each becomes a response: an RFC 9457
-//! `application/problem+json` body with `type`, `title`, `status` and `detail`. Domain modules
-//! have their own error types; this enum is where they meet HTTP. 5xx details are logged and
-//! never sent.
+//! `application/problem+json` body with `type`, `title`, `status` and `detail`, or, on the
+//! token-exchange endpoint, the RFC 6749 error its OAuth clients expect ([`OAuthError`]).
+//! Domain modules have their own error types; this is where they meet HTTP. 5xx details are
+//! logged and never sent.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -26,6 +27,9 @@ pub enum ApiError {
     /// 403: well formed, but the policy does not allow it.
     #[error("{0}")]
     Forbidden(String),
+    /// 403: the caller or the identity is on the deny list (the operator's kill switch).
+    #[error("{0}")]
+    Denied(&'static str),
     /// 404.
     #[error("no such resource; the API is POST /v1/tokens (see /openapi.json)")]
     NotFound,
@@ -66,7 +70,7 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) | Self::Denied(_) => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -82,7 +86,7 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => "invalid-request",
             Self::Unauthorized(_) => "unauthorized",
-            Self::Forbidden(_) => "forbidden",
+            Self::Forbidden(_) | Self::Denied(_) => "forbidden",
             Self::NotFound => "not-found",
             Self::MethodNotAllowed => "method-not-allowed",
             Self::PayloadTooLarge { .. } => "payload-too-large",
@@ -106,7 +110,7 @@ impl From<PolicyError> for ApiError {
         match e {
             PolicyError::Invalid(reason) => Self::BadRequest(reason),
             PolicyError::Forbidden(reason) => Self::Forbidden(reason),
-            PolicyError::Denied(list) => Self::Forbidden(PolicyError::Denied(list).to_string()),
+            PolicyError::Denied(list) => Self::Denied(list.detail()),
         }
     }
 }
@@ -147,18 +151,25 @@ impl IntoResponse for ApiError {
         let mut response =
             (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"))], body)
                 .into_response();
+        if let Self::Unauthorized(e) = &self {
+            let challenge = match e.bearer_error() {
+                None => "Bearer realm=\"tokenmint\"".to_owned(),
+                Some(code) => {
+                    format!("Bearer realm=\"tokenmint\", error=\"{code}\", error_description=\"{}\"", e.public_detail())
+                }
+            };
+            let challenge = HeaderValue::from_str(&challenge).expect("ASCII challenge");
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        self.with_retry_headers(response)
+    }
+}
+
+impl ApiError {
+    /// `Retry-After` on a 503, and with the rate-limit fields on a 429.
+    fn with_retry_headers(&self, mut response: Response) -> Response {
         let headers = response.headers_mut();
-        match &self {
-            Self::Unauthorized(e) => {
-                let challenge = match e.bearer_error() {
-                    None => "Bearer realm=\"tokenmint\"".to_owned(),
-                    Some(code) => format!(
-                        "Bearer realm=\"tokenmint\", error=\"{code}\", error_description=\"{}\"",
-                        e.public_detail()
-                    ),
-                };
-                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_str(&challenge).expect("ASCII challenge"));
-            }
+        match self {
             Self::Unavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
             }
@@ -169,5 +180,84 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         response
+    }
+}
+
+/// A failure of the token-exchange endpoint, as RFC 6749 §5.2 has OAuth clients expect:
+/// `{"error": "<code>", "error_description": "<what to fix>"}`.
+#[derive(Debug)]
+pub enum OAuthError {
+    /// Any failure `POST /v1/tokens` can also have, mapped to its OAuth code.
+    Api(ApiError),
+    /// `scope` cannot be read.
+    InvalidScope(String),
+    /// `grant_type` is not token exchange.
+    UnsupportedGrantType,
+}
+
+/// RFC 6749's error body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OAuthErrorBody {
+    /// `invalid_request`, `invalid_grant`, `invalid_scope`, `unsupported_grant_type`,
+    /// `temporarily_unavailable` (429 and 503) or `server_error`.
+    #[schema(example = "invalid_scope")]
+    pub error: &'static str,
+    pub error_description: String,
+}
+
+impl<E: Into<ApiError>> From<E> for OAuthError {
+    fn from(e: E) -> Self {
+        Self::Api(e.into())
+    }
+}
+
+impl OAuthError {
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        let bad = StatusCode::BAD_REQUEST;
+        match self {
+            Self::InvalidScope(_) => (bad, "invalid_scope"),
+            Self::UnsupportedGrantType => (bad, "unsupported_grant_type"),
+            Self::Api(e) => match e {
+                ApiError::Unauthorized(AuthError::Missing | AuthError::NotBearer) => (bad, "invalid_request"),
+                // The subject token is the grant: one that does not verify is an invalid grant.
+                ApiError::Unauthorized(_) | ApiError::Denied(_) => (bad, "invalid_grant"),
+                ApiError::Forbidden(_) => (bad, "invalid_scope"),
+                ApiError::RateLimited(_) | ApiError::Unavailable(_) => (e.status(), "temporarily_unavailable"),
+                ApiError::Internal(_) => (e.status(), "server_error"),
+                ApiError::PayloadTooLarge { .. } => (e.status(), "invalid_request"),
+                _ => (bad, "invalid_request"),
+            },
+        }
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let (status, error) = self.status_and_code();
+        let error_description = match &self {
+            Self::InvalidScope(reason) => reason.clone(),
+            Self::UnsupportedGrantType => {
+                "grant_type must be urn:ietf:params:oauth:grant-type:token-exchange (RFC 8693)".to_owned()
+            }
+            Self::Api(ApiError::Internal(detail)) => {
+                tracing::error!(%detail, "internal error");
+                "internal error".to_owned()
+            }
+            Self::Api(e) => e.detail(),
+        };
+        let body = serde_json::to_vec(&OAuthErrorBody { error, error_description }).expect("always serializes");
+        let response = (
+            status,
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
+                (header::PRAGMA, HeaderValue::from_static("no-cache")),
+            ],
+            body,
+        )
+            .into_response();
+        match &self {
+            Self::Api(e) => e.with_retry_headers(response),
+            _ => response,
+        }
     }
 }

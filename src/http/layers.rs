@@ -153,50 +153,60 @@ async fn observe(State(state): State<AppState>, mut request: Request, next: Next
 /// three, because each axum middleware layer clones the rest of the stack per request.
 async fn guard_token_route(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
-    let ip_fields = match request.extensions().get::<ClientIp>().copied() {
-        Some(ClientIp(ip)) => match state.limiter.check_ip(route, ip).await {
-            Ok(fields) => Some(fields),
-            Err(e) => return refuse(&state.metrics, e).into_response(),
-        },
-        None => None,
-    };
-    let with_ip_fields = |response: Response| match &ip_fields {
-        Some(fields) => with_rate_limit_fields(response, fields),
-        None => response,
-    };
-    let headers = [AUTHORIZATION, X_REQUEST_ID].map(|name| request.headers().get(name).cloned());
-    let principal = match authenticate(&state, headers).await {
-        Ok(principal) => principal,
-        Err(e) => return with_ip_fields(ApiError::from(e).into_response()),
-    };
-    let key = format!("{}:{}", principal.source, principal.identity);
-    let identity_fields = match state.limiter.check_identity(&key, &principal.roles).await {
+    let client = request.extensions().get::<ClientIp>().copied();
+    let ip_fields = match limit_ip(&state, route, client).await {
         Ok(fields) => fields,
-        Err(e) => return with_ip_fields(refuse(&state.metrics, e).into_response()),
+        Err(e) => return e.into_response(),
     };
-    Span::current().record("identity", principal.identity.as_str());
+    let [authorization, request_id] = [AUTHORIZATION, X_REQUEST_ID].map(|name| request.headers().get(name).cloned());
+    let credential = authorization.as_ref().map(|v| v.to_str().map_err(|_| AuthError::Malformed)).transpose();
+    let request_id = request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("");
+    let (principal, identity_fields) = match admit(&state, credential.and_then(bearer_credential), request_id).await {
+        Ok(admitted) => admitted,
+        Err(e) => return with_quota_fields(e.into_response(), ip_fields.as_ref()),
+    };
     request.extensions_mut().insert(principal);
-    with_rate_limit_fields(with_ip_fields(next.run(request).await), &identity_fields)
+    let response = with_quota_fields(next.run(request).await, ip_fields.as_ref());
+    with_rate_limit_fields(response, &identity_fields)
 }
 
-/// Verifies the bearer credential; a refusal is counted and logged with its reason. (It takes
-/// the two headers it reads, not the request: a request body is not `Sync`, so a borrowed
-/// request cannot be held across an await.)
-async fn authenticate(
+/// The per-IP limit of `route` for `client` (none when the peer is unknown).
+pub(crate) async fn limit_ip(
     state: &AppState,
-    headers: [Option<HeaderValue>; 2],
-) -> Result<crate::auth::Principal, AuthError> {
-    let [authorization, request_id] = headers;
-    let header = authorization.as_ref().map(|v| v.to_str().map_err(|_| AuthError::Malformed)).transpose();
-    let result = match header.and_then(bearer_credential) {
+    route: &str,
+    client: Option<ClientIp>,
+) -> Result<Option<RateLimitFields>, ApiError> {
+    let Some(ClientIp(ip)) = client else { return Ok(None) };
+    state.limiter.check_ip(route, ip).await.map(Some).map_err(|e| refuse(&state.metrics, e))
+}
+
+/// Verifies a credential (a refusal is counted and logged with its reason), then applies the
+/// per-identity limit. Used by every route that mints, whatever carries the credential.
+pub(crate) async fn admit(
+    state: &AppState,
+    credential: Result<&str, AuthError>,
+    request_id: &str,
+) -> Result<(crate::auth::Principal, RateLimitFields), ApiError> {
+    let verified = match credential {
         Ok(credential) => state.authenticator.authenticate(credential).await,
         Err(e) => Err(e),
     };
-    result.inspect_err(|e| {
+    let principal = verified.inspect_err(|e| {
         state.metrics.auth_failures.with_label_values(&[e.reason()]).inc();
-        let request_id = request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("");
         tracing::info!(reason = e.reason(), request_id, "authentication failed");
-    })
+    })?;
+    let key = format!("{}:{}", principal.source, principal.identity);
+    let fields = state.limiter.check_identity(&key, &principal.roles).await.map_err(|e| refuse(&state.metrics, e))?;
+    Span::current().record("identity", principal.identity.as_str());
+    Ok((principal, fields))
+}
+
+/// Adds the fields of a quota that was checked, if one was.
+pub(crate) fn with_quota_fields(response: Response, fields: Option<&RateLimitFields>) -> Response {
+    match fields {
+        Some(fields) => with_rate_limit_fields(response, fields),
+        None => response,
+    }
 }
 
 fn refuse(metrics: &Metrics, error: RateLimitError) -> ApiError {

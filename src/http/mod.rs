@@ -4,7 +4,7 @@
 
 mod client_ip;
 mod extract;
-mod layers;
+pub(crate) mod layers;
 pub mod routes;
 pub mod server;
 
@@ -57,8 +57,11 @@ pub struct App {
 /// The public listener's routes.
 pub fn api_router(state: AppState, server: &ServerSettings, cors: &CorsSettings) -> Router {
     let tokens = layers::token_route(Router::new().route("/v1/tokens", post(routes::tokens::mint_token)), &state);
-    let router =
-        Router::new().merge(tokens).route("/openapi.json", get(routes::openapi::openapi_json)).merge(probe_routes());
+    let router = Router::new()
+        .merge(tokens)
+        .route("/oauth2/token", post(routes::exchange::exchange))
+        .route("/openapi.json", get(routes::openapi::openapi_json))
+        .merge(probe_routes());
     layers::common(finish(router, state.clone()), &state, server, Some(cors))
 }
 

@@ -7,6 +7,7 @@
 
 mod request;
 mod rooms;
+mod scope;
 
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +16,7 @@ pub use request::{
     VoiceRequest,
 };
 pub use rooms::RoomPattern;
+pub use scope::request_from_scope;
 
 use crate::auth::Principal;
 use crate::sid::SidKind;
@@ -164,7 +166,7 @@ impl DenyList {
         }
     }
 
-    fn detail(self) -> &'static str {
+    pub fn detail(self) -> &'static str {
         match self {
             Self::Identity => "tokens for this identity are blocked by the operator",
             Self::Subject => "this caller is blocked from getting tokens by the operator",

@@ -8,6 +8,7 @@ mod deny;
 mod deploy;
 mod drain;
 mod errors;
+mod exchange;
 mod health;
 mod helpers;
 mod layers;

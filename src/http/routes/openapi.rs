@@ -8,8 +8,8 @@ use axum::response::IntoResponse;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{health, tokens};
-use crate::error::Problem;
+use super::{exchange, health, tokens};
+use crate::error::{OAuthErrorBody, Problem};
 use crate::policy::{
     ChatRequest, OutgoingRequest, RequestedGrants, SyncRequest, TaskRouterRequest, TokenRequest, VideoRequest,
     VoiceRequest,
@@ -18,10 +18,11 @@ use crate::policy::{
 #[derive(OpenApi)]
 #[openapi(
     info(title = "tokenmint", description = "Mints short-lived Twilio Access Tokens for verified app users."),
-    paths(tokens::mint_token, health::livez, health::readyz),
+    paths(tokens::mint_token, exchange::exchange, health::livez, health::readyz),
     components(schemas(
         TokenRequest, RequestedGrants, VideoRequest, VoiceRequest, OutgoingRequest, ChatRequest, SyncRequest,
-        TaskRouterRequest, tokens::TokenResponse, health::Status, Problem
+        TaskRouterRequest, tokens::TokenResponse, exchange::ExchangeForm, exchange::ExchangeResponse, health::Status,
+        Problem, OAuthErrorBody
     )),
     modifiers(&BearerAuth)
 )]

@@ -1,4 +1,7 @@
-//! `POST /v1/tokens`: authenticate, decide, mint, audit.
+//! `POST /v1/tokens`: authenticate, decide, mint, audit. [`issue`] is the path every token
+//! takes, shared with the token exchange.
+
+use std::net::IpAddr;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -57,7 +60,35 @@ pub async fn mint_token(
     JsonBody(request): JsonBody<TokenRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-    let decision = state.policy.load().decide(&principal, &request).inspect_err(|e| {
+    let issued = issue(&state, &principal, &request, client_ip, request_id)?;
+    Ok(Json(TokenResponse {
+        token: issued.token,
+        identity: issued.identity,
+        ttl: issued.ttl,
+        expires_at: rfc3339(issued.expires_at),
+        grants: issued.grants,
+    }))
+}
+
+/// A token and what it carries, for either endpoint's answer.
+pub(crate) struct Issued {
+    pub token: String,
+    pub identity: String,
+    pub ttl: u32,
+    pub expires_at: u64,
+    pub grants: Vec<&'static str>,
+}
+
+/// Decides, mints, counts and audits: the one path every token takes, whichever endpoint was
+/// asked. A deny-list refusal is counted and audited here too.
+pub(crate) fn issue(
+    state: &AppState,
+    principal: &Principal,
+    request: &TokenRequest,
+    client_ip: IpAddr,
+    request_id: &str,
+) -> Result<Issued, ApiError> {
+    let decision = state.policy.load().decide(principal, request).inspect_err(|e| {
         if let PolicyError::Denied(list) = e {
             state.metrics.denied.with_label_values(&[list.label()]).inc();
             tracing::info!(
@@ -95,11 +126,11 @@ pub async fn mint_token(
         %client_ip,
         "token minted"
     );
-    Ok(Json(TokenResponse {
+    Ok(Issued {
         token: minted.token.expose_secret().to_owned(),
         identity: decision.spec.identity,
         ttl: decision.spec.ttl_secs,
-        expires_at: rfc3339(minted.expires_at),
+        expires_at: minted.expires_at,
         grants,
-    }))
+    })
 }

@@ -1,0 +1,186 @@
+//! `POST /oauth2/token`: RFC 8693 token exchange. A client that speaks OAuth exchanges the
+//! app-user JWT it holds (the subject token) for a Twilio Access Token, through the same per-IP
+//! and per-identity limits, authentication, policy, metrics and audit line as `POST /v1/tokens`.
+//! The grants are the `scope` (see [`crate::policy::request_from_scope`]); failures are RFC 6749
+//! errors.
+
+use axum::Extension;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::header::{CONTENT_TYPE, PRAGMA};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::tokens::issue;
+use crate::error::{ApiError, OAuthError, OAuthErrorBody};
+use crate::http::layers::{admit, limit_ip, with_quota_fields};
+use crate::http::{AppState, ClientIp};
+use crate::policy::request_from_scope;
+use crate::ratelimit::RateLimitFields;
+
+pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
+const ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
+const ROUTE: &str = "/oauth2/token";
+
+/// The form a client posts (`application/x-www-form-urlencoded`). Parameters not listed are
+/// ignored, as RFC 6749 requires; none may appear twice.
+#[derive(Debug, ToSchema)]
+pub struct ExchangeForm {
+    /// Always `urn:ietf:params:oauth:grant-type:token-exchange`.
+    #[schema(example = "urn:ietf:params:oauth:grant-type:token-exchange")]
+    pub grant_type: String,
+    /// The app user's JWT: an ID token from your identity provider, or your app's session token.
+    pub subject_token: String,
+    /// `urn:ietf:params:oauth:token-type:jwt` or `urn:ietf:params:oauth:token-type:id_token`.
+    #[schema(example = "urn:ietf:params:oauth:token-type:id_token")]
+    pub subject_token_type: String,
+    /// Grants, space-separated: `voice`, `video`, `video:room:<name>`, `chat`, `sync`,
+    /// `task_router`. Left out: the policy's defaults.
+    #[schema(example = "video:room:standup chat")]
+    pub scope: Option<String>,
+    /// If given, `urn:ietf:params:oauth:token-type:jwt` (a Twilio Access Token is a JWT).
+    pub requested_token_type: Option<String>,
+}
+
+/// RFC 8693's answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ExchangeResponse {
+    /// The Twilio Access Token, for the client SDK.
+    pub access_token: String,
+    #[schema(example = "urn:ietf:params:oauth:token-type:jwt")]
+    pub issued_token_type: &'static str,
+    /// `N_A`: the token is for Twilio's SDKs, not an OAuth bearer token for this server.
+    #[schema(example = "N_A")]
+    pub token_type: &'static str,
+    /// Lifetime in seconds.
+    #[schema(example = 3600)]
+    pub expires_in: u32,
+    /// The grants the token carries, in the `scope` syntax.
+    #[schema(example = "video chat")]
+    pub scope: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/oauth2/token",
+    request_body(content = ExchangeForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Exchanged (sent with Cache-Control: no-store)", body = ExchangeResponse),
+        (status = 400, description = "invalid_request, invalid_grant (the subject token does not verify, or is blocked), invalid_scope (unknown, or not allowed by the policy), unsupported_grant_type", body = OAuthErrorBody),
+        (status = 413, description = "invalid_request: body larger than the limit", body = OAuthErrorBody),
+        (status = 429, description = "temporarily_unavailable: rate limited (with Retry-After, RateLimit and RateLimit-Policy)", body = OAuthErrorBody),
+        (status = 503, description = "temporarily_unavailable: not ready or overloaded", body = OAuthErrorBody),
+    )
+)]
+pub async fn exchange(
+    State(state): State<AppState>,
+    Extension(client_ip): Extension<ClientIp>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    // The per-IP limit comes first, before the subject token costs a signature check.
+    let ip_fields = match limit_ip(&state, ROUTE, Some(client_ip)).await {
+        Ok(fields) => fields,
+        Err(e) => return OAuthError::from(e).into_response(),
+    };
+    let (response, identity_fields) = answer(&state, client_ip, &headers, body).await;
+    let response = with_quota_fields(response, ip_fields.as_ref());
+    with_quota_fields(response, identity_fields.as_ref())
+}
+
+/// The answer, and the per-identity quota when the subject token got that far.
+async fn answer(
+    state: &AppState,
+    client_ip: ClientIp,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> (Response, Option<RateLimitFields>) {
+    let form = match read_form(state, headers, body) {
+        Ok(form) => form,
+        Err(e) => return (e.into_response(), None),
+    };
+    let request = match request_from_scope(form.scope.as_deref()) {
+        Ok(request) => request,
+        Err(reason) => return (OAuthError::InvalidScope(reason).into_response(), None),
+    };
+    let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let (principal, fields) = match admit(state, Ok(&form.subject_token), request_id).await {
+        Ok(admitted) => admitted,
+        Err(e) => return (OAuthError::from(e).into_response(), None),
+    };
+    let response = match issue(state, &principal, &request, client_ip.0, request_id) {
+        Ok(issued) => {
+            let body = ExchangeResponse {
+                access_token: issued.token,
+                issued_token_type: JWT,
+                token_type: "N_A",
+                expires_in: issued.ttl,
+                scope: issued.grants.join(" "),
+            };
+            ([(PRAGMA, HeaderValue::from_static("no-cache"))], Json(body)).into_response()
+        }
+        Err(e) => OAuthError::from(e).into_response(),
+    };
+    (response, Some(fields))
+}
+
+/// Reads and checks the form: its content type, each parameter at most once, the grant type
+/// and the token types.
+fn read_form(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<ExchangeForm, OAuthError> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge { limit: state.body_limit_bytes }
+        } else {
+            ApiError::BadRequest("the request body could not be read".into())
+        }
+    })?;
+    let form_encoded = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
+    if !form_encoded {
+        return Err(bad_request(
+            "the body must be form-encoded, sent with Content-Type: application/x-www-form-urlencoded",
+        ));
+    }
+    let mut values: [Option<String>; 5] = Default::default();
+    const NAMES: [&str; 5] = ["grant_type", "subject_token", "subject_token_type", "scope", "requested_token_type"];
+    for (name, value) in form_urlencoded::parse(&body) {
+        if let Some(index) = NAMES.iter().position(|known| *known == name) {
+            if values[index].replace(value.into_owned()).is_some() {
+                return Err(bad_request(&format!("{name} is given more than once")));
+            }
+        } else if matches!(name.as_ref(), "actor_token" | "actor_token_type") {
+            return Err(bad_request("delegation (actor_token) is not supported"));
+        }
+    }
+    let [grant_type, subject_token, subject_token_type, scope, requested_token_type] = values;
+    let required = |value: Option<String>, name: &str| value.ok_or_else(|| bad_request(&format!("{name} is missing")));
+    let grant_type = required(grant_type, "grant_type")?;
+    if grant_type != TOKEN_EXCHANGE {
+        return Err(OAuthError::UnsupportedGrantType);
+    }
+    let subject_token = required(subject_token, "subject_token")?;
+    let subject_token_type = required(subject_token_type, "subject_token_type")?;
+    if subject_token_type != JWT && subject_token_type != ID_TOKEN {
+        return Err(bad_request(&format!("subject_token_type must be {JWT} or {ID_TOKEN}")));
+    }
+    if requested_token_type.as_deref().is_some_and(|t| t != JWT) {
+        return Err(bad_request(&format!("requested_token_type can only be {JWT}")));
+    }
+    Ok(ExchangeForm { grant_type, subject_token, subject_token_type, scope, requested_token_type })
+}
+
+fn bad_request(reason: &str) -> OAuthError {
+    OAuthError::Api(ApiError::BadRequest(reason.to_owned()))
+}
