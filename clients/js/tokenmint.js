@@ -1,0 +1,195 @@
+// tokenmint browser client: fetches a Twilio Access Token from tokenmint with your app's
+// credential, caches it, and refreshes it before it expires (with jitter, so a whole class of
+// clients does not come back in the same second, and with back-off when the service says
+// 429 or 503), so an SDK session never lapses. No dependencies; an ES module.
+//
+//   import { TokenClient } from "./tokenmint.js";
+//   const tokens = new TokenClient({
+//     url: "https://tokens.example.com",
+//     credential: () => auth.currentUser.getIdToken(),   // or a string
+//     grants: { chat: {} },
+//   });
+//   tokens.onToken((token) => conversationsClient?.updateToken(token));
+//   const conversationsClient = new Twilio.Conversations.Client(await tokens.getToken());
+//   tokens.start();
+//
+// README.md, "Browser client", has the details and example.html a working page.
+
+const DEFAULTS = {
+  // Refresh this many seconds before expiry at most (at most half the ttl for short tokens).
+  refreshAheadSeconds: 300,
+  // A random share of the refresh window added, so clients spread out.
+  jitter: 0.2,
+  // Back-off after a failure: doubling from min to max, with full jitter; a Retry-After wins.
+  minBackoffMs: 1000,
+  maxBackoffMs: 60000,
+};
+
+/** A failed token request: `status` is the HTTP status (0 for a network failure). */
+export class TokenError extends Error {
+  constructor(message, { status = 0, problem = null, retryAfterMs = null } = {}) {
+    super(message);
+    this.name = "TokenError";
+    this.status = status;
+    this.problem = problem;
+    this.retryAfterMs = retryAfterMs;
+  }
+
+  /** Whether trying again later can help (rate limited, unavailable, or the network). */
+  get retryable() {
+    return this.status === 0 || this.status === 429 || this.status >= 500;
+  }
+}
+
+export class TokenClient {
+  /**
+   * @param {object} options
+   * @param {string} options.url tokenmint's base URL, e.g. "https://tokens.example.com"
+   * @param {string | (() => string | Promise<string>)} options.credential your app's bearer
+   *   credential (an ID token or session JWT), or a function that returns a fresh one
+   * @param {object} [options.grants] the grants to ask for, as in the API body (left out: the
+   *   policy's defaults)
+   * @param {number} [options.ttl] lifetime to ask for, in seconds (left out: the policy's default)
+   */
+  constructor(options) {
+    if (!options || !options.url || !options.credential) {
+      throw new TypeError("TokenClient needs { url, credential }");
+    }
+    this.options = { ...DEFAULTS, ...options };
+    this.fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+    this.current = null; // { token, identity, grants, expiresAt (ms), refreshAt (ms) }
+    this.inFlight = null;
+    this.timer = null;
+    this.failures = 0;
+    this.tokenListeners = new Set();
+    this.errorListeners = new Set();
+  }
+
+  /** Calls `listener(token, details)` with every new token; returns a function that unsubscribes. */
+  onToken(listener) {
+    this.tokenListeners.add(listener);
+    return () => this.tokenListeners.delete(listener);
+  }
+
+  /** Calls `listener(error)` with every failed attempt; returns a function that unsubscribes. */
+  onError(listener) {
+    this.errorListeners.add(listener);
+    return () => this.errorListeners.delete(listener);
+  }
+
+  /** The cached token while it is fresh, else a new one (concurrent callers share one request). */
+  async getToken() {
+    if (this.current && Date.now() < this.current.refreshAt) {
+      return this.current.token;
+    }
+    return (await this.refresh()).token;
+  }
+
+  /** Fetches a new token now (for an SDK's `tokenAboutToExpire` / `tokenWillExpire` event). */
+  refresh() {
+    if (!this.inFlight) {
+      this.inFlight = this.request().finally(() => {
+        this.inFlight = null;
+      });
+    }
+    return this.inFlight;
+  }
+
+  /** Keeps a fresh token from now on: refreshes before expiry, backs off after failures. */
+  start() {
+    this.running = true;
+    this.schedule(this.current ? Math.max(0, this.current.refreshAt - Date.now()) : 0);
+  }
+
+  /** Stops refreshing (the cached token stays until it expires). */
+  stop() {
+    this.running = false;
+    clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  schedule(delayMs) {
+    clearTimeout(this.timer);
+    if (!this.running) return;
+    this.timer = setTimeout(async () => {
+      try {
+        const fresh = await this.refresh();
+        this.schedule(Math.max(0, fresh.refreshAt - Date.now()));
+      } catch (error) {
+        if (error instanceof TokenError && !error.retryable) {
+          // 400/401/403: trying again will not help until the app fixes its credential or
+          // request; it can call start() again after that.
+          this.running = false;
+          return;
+        }
+        this.schedule(this.backoffMs(error));
+      }
+    }, delayMs);
+  }
+
+  backoffMs(error) {
+    const ceiling = Math.min(this.options.maxBackoffMs, this.options.minBackoffMs * 2 ** (this.failures - 1));
+    const jittered = this.options.minBackoffMs / 2 + Math.random() * (ceiling - this.options.minBackoffMs / 2);
+    return Math.max(jittered, error?.retryAfterMs ?? 0);
+  }
+
+  async request() {
+    const credential =
+      typeof this.options.credential === "function" ? await this.options.credential() : this.options.credential;
+    const body = {};
+    if (this.options.grants) body.grants = this.options.grants;
+    if (this.options.ttl) body.ttl = this.options.ttl;
+    const sentAt = Date.now();
+    let response;
+    try {
+      response = await this.fetch(`${this.options.url.replace(/\/$/, "")}/v1/tokens`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${credential}`, "Content-Type": "application/json" },
+        body: JSON.stringify(body),
+        credentials: "omit",
+        cache: "no-store",
+      });
+    } catch (cause) {
+      throw this.failed(new TokenError(`tokenmint could not be reached: ${cause}`));
+    }
+    const payload = await response.json().catch(() => null);
+    if (!response.ok || !payload || typeof payload.token !== "string") {
+      const retryAfter = Number(response.headers.get("Retry-After"));
+      throw this.failed(
+        new TokenError(payload?.detail ?? `tokenmint answered ${response.status}`, {
+          status: response.status,
+          problem: payload,
+          retryAfterMs: Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : null,
+        }),
+      );
+    }
+    this.failures = 0;
+    // Expiry by this browser's clock (sent time + ttl), so a skewed clock cannot make a token
+    // look fresher than it is.
+    const ttlMs = payload.ttl * 1000;
+    const expiresAt = sentAt + ttlMs;
+    const ahead = Math.min(this.options.refreshAheadSeconds * 1000, ttlMs / 2);
+    const refreshAt = expiresAt - ahead - Math.random() * this.options.jitter * ahead;
+    this.current = { token: payload.token, identity: payload.identity, grants: payload.grants, expiresAt, refreshAt };
+    for (const listener of this.tokenListeners) {
+      try {
+        listener(payload.token, this.current);
+      } catch (error) {
+        console.error("tokenmint: an onToken listener failed", error);
+      }
+    }
+    return this.current;
+  }
+
+  failed(error) {
+    this.failures += 1;
+    for (const listener of this.errorListeners) {
+      try {
+        listener(error);
+      } catch (listenerError) {
+        console.error("tokenmint: an onError listener failed", listenerError);
+      }
+    }
+    return error;
+  }
+}
