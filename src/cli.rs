@@ -147,7 +147,8 @@ fn mint(
     };
     let request = TokenRequest { ttl, identity: None, grants };
     let decision = runtime.policy.decide(&principal, &request).map_err(|e| anyhow!("refused: {e}"))?;
-    let minter = TokenMinter::new(&runtime.credentials, &runtime.settings.token);
+    let credentials = runtime.accounts.get(&decision.account).unwrap_or(&runtime.credentials);
+    let minter = TokenMinter::new(credentials, &runtime.settings.token_settings_for(&decision.account));
     let minted = minter.mint(&decision.spec, unix_now())?;
     if runtime.credentials.is_placeholder() {
         eprintln!("warning: signed with PLACEHOLDER credentials; Twilio will reject this token");
@@ -221,13 +222,17 @@ fn check_config(config: Option<&Path>, dev: bool) -> anyhow::Result<()> {
     println!("configuration OK");
     println!("  public listener  {}", settings.server.listen);
     println!("  admin listener   {}", settings.server.admin_listen);
-    println!("  account          {}", runtime.credentials.account_sid);
-    println!(
-        "  api key          {}{}",
-        runtime.credentials.api_key_sid,
-        if runtime.credentials.is_placeholder() { " (PLACEHOLDER)" } else { "" }
-    );
-    println!("  region           {}", settings.token.region.as_deref().unwrap_or("(default)"));
+    let accounts = std::iter::once((crate::token::DEFAULT_ACCOUNT, &runtime.credentials))
+        .chain(runtime.accounts.iter().map(|(name, credentials)| (name.as_str(), credentials)));
+    for (name, credentials) in accounts {
+        println!(
+            "  account {name:<8} {}  api key {}{}  region {}",
+            credentials.account_sid,
+            credentials.api_key_sid,
+            if credentials.is_placeholder() { " (PLACEHOLDER)" } else { "" },
+            settings.token_settings_for(name).region.as_deref().unwrap_or("(default)")
+        );
+    }
     println!("  session issuers  {:?}", settings.auth.sessions.iter().map(|s| &s.issuer).collect::<Vec<_>>());
     println!("  api keys         {:?}", settings.auth.api_keys.iter().map(|k| &k.name).collect::<Vec<_>>());
     println!("  policy rules     {:?}", settings.policy.rules.iter().map(|r| &r.name).collect::<Vec<_>>());

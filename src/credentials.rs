@@ -12,6 +12,7 @@ use crate::sid::SidKind;
 pub const ACCOUNT_SID_VAR: &str = "TWILIO_ACCOUNT_SID";
 pub const API_KEY_VAR: &str = "TWILIO_API_KEY";
 pub const API_SECRET_VAR: &str = "TWILIO_API_SECRET";
+#[cfg(test)]
 const AUTH_TOKEN_VAR: &str = "TWILIO_AUTH_TOKEN";
 
 /// The account SID, API key SID and API key secret. `Debug` shows the SIDs, never the secret.
@@ -28,66 +29,107 @@ pub enum CredentialError {
     #[error(transparent)]
     Env(#[from] EnvError),
     #[error("{0} is not set: set it (or {0}_FILE) to {1}")]
-    Missing(&'static str, &'static str),
+    Missing(String, &'static str),
     #[error("{0} is not {1}: copy it from the Twilio Console")]
-    Malformed(&'static str, String),
+    Malformed(String, String),
     #[error(
-        "TWILIO_API_KEY holds an Account SID (AC…), not an API key SID: create an API key in the Twilio Console \
-         and set TWILIO_API_KEY to its SK… SID and TWILIO_API_SECRET to its secret; production services sign with \
+        "{0} holds an Account SID (AC…), not an API key SID: create an API key in the Twilio Console \
+         and set {0} to its SK… SID and the secret variable to its secret; production services sign with \
          API keys because each can be revoked alone, while the Auth Token is permanent and rotating it breaks every integration"
     )]
-    AccountSidAsApiKey,
+    AccountSidAsApiKey(String),
     #[error(
-        "TWILIO_AUTH_TOKEN is set but TWILIO_API_KEY is not: tokenmint never signs with the Auth Token; create an API \
-         key in the Twilio Console and set TWILIO_API_KEY (SK…) and TWILIO_API_SECRET instead, since an API key can be \
+        "{0} is set but {1} is not: tokenmint never signs with the Auth Token; create an API \
+         key in the Twilio Console and set {1} (SK…) and its secret instead, since an API key can be \
          revoked alone while the Auth Token is permanent and rotating it breaks every integration"
     )]
-    AuthTokenInsteadOfApiKey,
-    #[error(
-        "TWILIO_API_SECRET equals TWILIO_AUTH_TOKEN: set TWILIO_API_SECRET to the secret shown when the API key was \
-         created, never the Auth Token"
-    )]
-    AuthTokenAsApiSecret,
+    AuthTokenInsteadOfApiKey(String, String),
+    #[error("{0} equals {1}: set {0} to the secret shown when the API key was created, never the Auth Token")]
+    AuthTokenAsApiSecret(String, String),
+}
+
+/// The variable names of one account: `TWILIO_ACCOUNT_SID` and so on for the default account,
+/// `TWILIO_<NAME>_ACCOUNT_SID` and so on for a named one (`[accounts.<name>]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialVars {
+    pub account_sid: String,
+    pub api_key: String,
+    pub api_secret: String,
+    auth_token: String,
+}
+
+impl CredentialVars {
+    /// The default account's variables.
+    pub fn default_account() -> Self {
+        Self::with_prefix("TWILIO_")
+    }
+
+    /// A named account's: `eu` reads `TWILIO_EU_ACCOUNT_SID`, `TWILIO_EU_API_KEY`, ….
+    pub fn named(name: &str) -> Self {
+        Self::with_prefix(&format!("TWILIO_{}_", name.to_ascii_uppercase()))
+    }
+
+    fn with_prefix(prefix: &str) -> Self {
+        Self {
+            account_sid: format!("{prefix}ACCOUNT_SID"),
+            api_key: format!("{prefix}API_KEY"),
+            api_secret: format!("{prefix}API_SECRET"),
+            auth_token: format!("{prefix}AUTH_TOKEN"),
+        }
+    }
+
+    /// The three variables a `_FILE` may stand for.
+    pub fn names(&self) -> [&str; 3] {
+        [&self.account_sid, &self.api_key, &self.api_secret]
+    }
 }
 
 impl TwilioCredentials {
-    /// Reads and validates `TWILIO_ACCOUNT_SID`, `TWILIO_API_KEY` and `TWILIO_API_SECRET`
-    /// (each also as `NAME_FILE`).
+    /// Reads and validates the default account's `TWILIO_ACCOUNT_SID`, `TWILIO_API_KEY` and
+    /// `TWILIO_API_SECRET` (each also as `NAME_FILE`).
     pub fn from_env(env: &EnvVars) -> Result<Self, CredentialError> {
-        let api_key_sid = match env.value(API_KEY_VAR)? {
+        Self::from_vars(env, &CredentialVars::default_account())
+    }
+
+    /// Reads and validates one account's variables.
+    pub fn from_vars(env: &EnvVars, vars: &CredentialVars) -> Result<Self, CredentialError> {
+        let api_key_sid = match env.value(&vars.api_key)? {
             Some(key) => key,
-            None if env.is_set(AUTH_TOKEN_VAR) => {
-                return Err(CredentialError::AuthTokenInsteadOfApiKey);
+            None if env.is_set(&vars.auth_token) => {
+                return Err(CredentialError::AuthTokenInsteadOfApiKey(vars.auth_token.clone(), vars.api_key.clone()));
             }
             None => {
-                return Err(CredentialError::Missing(API_KEY_VAR, "your API key SID (SK followed by 32 hex digits)"));
+                return Err(CredentialError::Missing(
+                    vars.api_key.clone(),
+                    "your API key SID (SK followed by 32 hex digits)",
+                ));
             }
         };
         if SidKind::Account.matches(&api_key_sid) {
-            return Err(CredentialError::AccountSidAsApiKey);
+            return Err(CredentialError::AccountSidAsApiKey(vars.api_key.clone()));
         }
         if !SidKind::ApiKey.matches(&api_key_sid) {
             return Err(CredentialError::Malformed(
-                API_KEY_VAR,
+                vars.api_key.clone(),
                 format!("an API key SID ({})", SidKind::ApiKey.shape()),
             ));
         }
-        let account_sid = env
-            .value(ACCOUNT_SID_VAR)?
-            .ok_or(CredentialError::Missing(ACCOUNT_SID_VAR, "your Account SID (AC followed by 32 hex digits)"))?;
+        let account_sid = env.value(&vars.account_sid)?.ok_or_else(|| {
+            CredentialError::Missing(vars.account_sid.clone(), "your Account SID (AC followed by 32 hex digits)")
+        })?;
         if !SidKind::Account.matches(&account_sid) {
             return Err(CredentialError::Malformed(
-                ACCOUNT_SID_VAR,
+                vars.account_sid.clone(),
                 format!("an Account SID ({})", SidKind::Account.shape()),
             ));
         }
-        let api_secret = env
-            .secret(API_SECRET_VAR)?
-            .ok_or(CredentialError::Missing(API_SECRET_VAR, "the secret shown when the API key was created"))?;
-        if let Ok(Some(auth_token)) = env.secret(AUTH_TOKEN_VAR)
+        let api_secret = env.secret(&vars.api_secret)?.ok_or_else(|| {
+            CredentialError::Missing(vars.api_secret.clone(), "the secret shown when the API key was created")
+        })?;
+        if let Ok(Some(auth_token)) = env.secret(&vars.auth_token)
             && auth_token.expose_secret() == api_secret.expose_secret()
         {
-            return Err(CredentialError::AuthTokenAsApiSecret);
+            return Err(CredentialError::AuthTokenAsApiSecret(vars.api_secret.clone(), vars.auth_token.clone()));
         }
         Ok(Self { account_sid, api_key_sid, api_secret })
     }
@@ -144,14 +186,14 @@ mod tests {
     fn refuses_an_account_sid_where_the_api_key_belongs() {
         let err = TwilioCredentials::from_env(&env(&[(ACCOUNT_SID_VAR, AC), (API_KEY_VAR, AC), (API_SECRET_VAR, "x")]))
             .unwrap_err();
-        assert_eq!(err, CredentialError::AccountSidAsApiKey);
+        assert_eq!(err, CredentialError::AccountSidAsApiKey(API_KEY_VAR.into()));
         assert!(err.to_string().contains("revoked"));
     }
 
     #[test]
     fn refuses_an_auth_token_without_an_api_key() {
         let err = TwilioCredentials::from_env(&env(&[(ACCOUNT_SID_VAR, AC), (AUTH_TOKEN_VAR, "abc")])).unwrap_err();
-        assert_eq!(err, CredentialError::AuthTokenInsteadOfApiKey);
+        assert_eq!(err, CredentialError::AuthTokenInsteadOfApiKey(AUTH_TOKEN_VAR.into(), API_KEY_VAR.into()));
     }
 
     #[test]
@@ -163,7 +205,7 @@ mod tests {
             (AUTH_TOKEN_VAR, "same"),
         ]))
         .unwrap_err();
-        assert_eq!(err, CredentialError::AuthTokenAsApiSecret);
+        assert_eq!(err, CredentialError::AuthTokenAsApiSecret(API_SECRET_VAR.into(), AUTH_TOKEN_VAR.into()));
     }
 
     #[test]
@@ -172,6 +214,21 @@ mod tests {
         assert!(missing.to_string().starts_with("TWILIO_ACCOUNT_SID is not set"));
         let malformed = TwilioCredentials::from_env(&env(&[(API_KEY_VAR, "SK123")])).unwrap_err();
         assert!(malformed.to_string().starts_with("TWILIO_API_KEY is not an API key SID"));
+    }
+
+    #[test]
+    fn a_named_account_reads_its_own_variables_and_names_them_in_errors() {
+        let vars = CredentialVars::named("eu");
+        let creds = TwilioCredentials::from_vars(
+            &env(&[("TWILIO_EU_ACCOUNT_SID", AC), ("TWILIO_EU_API_KEY", SK), ("TWILIO_EU_API_SECRET", "eu-secret")]),
+            &vars,
+        )
+        .unwrap();
+        assert_eq!(creds.api_key_sid, SK);
+        let missing = TwilioCredentials::from_vars(&env(&[(API_KEY_VAR, SK)]), &vars).unwrap_err();
+        assert!(missing.to_string().starts_with("TWILIO_EU_API_KEY is not set"), "{missing}");
+        let swapped = TwilioCredentials::from_vars(&env(&[("TWILIO_EU_API_KEY", AC)]), &vars).unwrap_err();
+        assert!(swapped.to_string().starts_with("TWILIO_EU_API_KEY holds an Account SID"), "{swapped}");
     }
 
     #[test]

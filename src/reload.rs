@@ -1,10 +1,12 @@
 //! Live reload, for key rotation without downtime. On SIGHUP, and when a watched file changes
 //! (each `*_FILE` credential and the `--config` file), the Twilio credentials, the token
-//! settings and the policy (with its deny list) are read again the way start-up read them, and swapped in whole.
+//! settings and the policy (with its deny list) are read again the way start-up read them.
 //!
-//! A reload is all or nothing: if anything is invalid, the running credentials and policy stay,
-//! with one log line and a metric. Listeners, authentication and rate limits are read at
-//! start-up only (changing them means a rolling restart).
+//! The policy and token settings are taken whole or not at all; each Twilio account's
+//! credentials on their own, so an account whose new key is refused keeps its previous one
+//! while the others rotate. Every refusal gets one log line and counts in the metric.
+//! Listeners, authentication and rate limits are read at start-up only (changing them means a
+//! rolling restart).
 //!
 //! Files are polled rather than watched with inotify: a Kubernetes Secret update swaps a
 //! `..data` symlink, which inotify reports unreliably, and hashing three small files a few
@@ -12,16 +14,17 @@
 //! one interval, so a key file written before its secret file is never used half-updated.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 use crate::config::ConfigSource;
-use crate::credentials::{ACCOUNT_SID_VAR, API_KEY_VAR, API_SECRET_VAR, TwilioCredentials};
+use crate::credentials::{CredentialVars, TwilioCredentials};
 use crate::http::AppState;
 use crate::policy::Policy;
 use crate::startup::Runtime;
-use crate::token::TokenMinter;
+use crate::token::{DEFAULT_ACCOUNT, Minters, TokenMinter};
 
 /// Re-reads what may change while running.
 pub struct Reloader {
@@ -52,9 +55,12 @@ impl Reloader {
     /// Notes what start-up read, so a reload reads the same sources.
     pub fn new(source: ConfigSource, runtime: &Runtime) -> Self {
         let env = crate::config::env::EnvVars::from_process();
-        let mut watched: Vec<PathBuf> = [ACCOUNT_SID_VAR, API_KEY_VAR, API_SECRET_VAR]
-            .iter()
-            .filter_map(|name| env.get(&format!("{name}_FILE")).map(PathBuf::from))
+        let mut watched: Vec<PathBuf> = runtime
+            .settings
+            .account_names()
+            .into_iter()
+            .flat_map(|name| account_vars(name).names().map(|var| format!("{var}_FILE")))
+            .filter_map(|var| env.get(&var).map(PathBuf::from))
             .collect();
         watched.extend(source.file.clone());
         let placeholder = runtime.credentials.is_placeholder().then(|| runtime.credentials.clone());
@@ -111,45 +117,75 @@ impl Reloader {
         hash.finalize().into()
     }
 
-    /// Reads everything again; swaps it in if all of it is valid, else keeps what runs.
+    /// Reads everything again and swaps it in. The policy and token settings are taken whole or
+    /// not at all; each account's credentials on their own: an account whose new credentials are
+    /// refused keeps signing with its previous key while the others rotate.
     fn apply(&self, state: &AppState, trigger: Trigger) {
-        let previous_key_sid = state.minter.load().key_sid().to_owned();
-        match self.read() {
-            Ok((minter, policy)) => {
-                let key_sid = minter.key_sid().to_owned();
+        let current = state.minters.load_full();
+        match self.read(&current) {
+            Ok(Reloaded { minters, policy, kept }) => {
+                let keys: Vec<String> = minters.iter().map(|(name, m)| format!("{name}={}", m.key_sid())).collect();
                 let rules = policy.rule_count();
-                state.minter.store(minter.into());
-                state.policy.store(policy.into());
-                state.metrics.reloads.with_label_values(&[trigger.label(), "success"]).inc();
-                tracing::info!(trigger = trigger.label(), %key_sid, %previous_key_sid, policy_rules = rules, "configuration reloaded");
+                state.minters.store(Arc::new(minters));
+                state.policy.store(Arc::new(policy));
+                for reason in &kept {
+                    tracing::error!(trigger = trigger.label(), %reason, "reload refused for an account: it keeps signing with its previous key");
+                }
+                let result = if kept.is_empty() { "success" } else { "failure" };
+                state.metrics.reloads.with_label_values(&[trigger.label(), result]).inc();
+                tracing::info!(trigger = trigger.label(), keys = %keys.join(" "), policy_rules = rules, "configuration reloaded");
             }
             Err(problems) => {
                 state.metrics.reloads.with_label_values(&[trigger.label(), "failure"]).inc();
                 tracing::error!(
                     trigger = trigger.label(),
-                    key_sid = %previous_key_sid,
                     reason = %problems.join("; "),
-                    "reload refused: still signing with the previous key and policy"
+                    "reload refused: still signing with the previous keys and policy"
                 );
             }
         }
     }
 
-    fn read(&self) -> Result<(TokenMinter, Policy), Vec<String>> {
+    fn read(&self, current: &Minters) -> Result<Reloaded, Vec<String>> {
         let (settings, env) = self.source.read().map_err(|e| vec![e])?;
         let mut problems = settings.token.problems();
-        let credentials = match &self.placeholder {
-            Some(placeholder) => Some(placeholder.clone()),
-            None => TwilioCredentials::from_env(&env).map_err(|e| problems.push(e.to_string())).ok(),
-        };
-        let policy = Policy::from_settings(&settings.policy, settings.token.default_ttl_secs)
-            .map_err(|mut p| problems.append(&mut p))
-            .ok();
-        match (credentials, policy) {
-            (Some(credentials), Some(policy)) if problems.is_empty() => {
-                Ok((TokenMinter::new(&credentials, &settings.token), policy))
+        problems.extend(settings.account_problems());
+        let policy =
+            Policy::from_settings(&settings.policy, settings.token.default_ttl_secs, &settings.account_names())
+                .map_err(|mut p| problems.append(&mut p))
+                .ok();
+        let (mut minters, mut kept) = (Vec::new(), Vec::new());
+        for name in settings.account_names() {
+            let read = match &self.placeholder {
+                Some(placeholder) if name == DEFAULT_ACCOUNT => Ok(placeholder.clone()),
+                _ => TwilioCredentials::from_vars(&env, &account_vars(name)),
+            };
+            match (read, current.get(name)) {
+                (Ok(credentials), _) => {
+                    let minter = TokenMinter::new(&credentials, &settings.token_settings_for(name));
+                    minters.push((name.to_owned(), Arc::new(minter)));
+                }
+                (Err(e), Some(previous)) => {
+                    kept.push(format!("account {name}: {e}"));
+                    minters.push((name.to_owned(), previous.clone()));
+                }
+                (Err(e), None) => problems.push(format!("accounts.{name}: {e}")),
             }
+        }
+        match policy {
+            Some(policy) if problems.is_empty() => Ok(Reloaded { minters: Minters::new(minters), policy, kept }),
             _ => Err(problems),
         }
     }
+}
+
+/// What a reload read: the new set, and the accounts that kept their previous key (and why).
+struct Reloaded {
+    minters: Minters,
+    policy: Policy,
+    kept: Vec<String>,
+}
+
+fn account_vars(name: &str) -> CredentialVars {
+    if name == DEFAULT_ACCOUNT { CredentialVars::default_account() } else { CredentialVars::named(name) }
 }

@@ -11,17 +11,20 @@ use tokio::net::TcpListener;
 use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::config::env::EnvVars;
-use crate::credentials::{ACCOUNT_SID_VAR, API_KEY_VAR, TwilioCredentials};
+use crate::credentials::{ACCOUNT_SID_VAR, API_KEY_VAR, CredentialVars, TwilioCredentials};
 use crate::http::{App, AppState, Health, admin_router, api_router};
 use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::ratelimit::RateLimiter;
-use crate::token::TokenMinter;
+use crate::token::{DEFAULT_ACCOUNT, Minters, TokenMinter};
 
 /// Everything the service needs, validated.
 pub struct Runtime {
     pub settings: Settings,
+    /// The default account's (`TWILIO_*`).
     pub credentials: TwilioCredentials,
+    /// Each `[accounts.<name>]`'s (`TWILIO_<NAME>_*`).
+    pub accounts: std::collections::BTreeMap<String, TwilioCredentials>,
     pub authenticator: Authenticator,
     pub policy: Policy,
     pub limiter: RateLimiter,
@@ -33,6 +36,7 @@ impl Runtime {
     /// loopback.
     pub fn assemble(settings: Settings, env: &EnvVars, dev: bool) -> Result<Self, Vec<String>> {
         let mut problems = settings.token.problems();
+        problems.extend(settings.account_problems());
         problems.extend(settings.server.problems());
         problems.extend(settings.cors.problems());
         if dev {
@@ -51,16 +55,26 @@ impl Runtime {
         } else {
             TwilioCredentials::from_env(env).map_err(|e| problems.push(e.to_string())).ok()
         };
+        let mut accounts = std::collections::BTreeMap::new();
+        for name in settings.accounts.keys() {
+            match TwilioCredentials::from_vars(env, &CredentialVars::named(name)) {
+                Ok(credentials) => {
+                    accounts.insert(name.clone(), credentials);
+                }
+                Err(e) => problems.push(format!("accounts.{name}: {e}")),
+            }
+        }
         let authenticator =
             Authenticator::from_settings(&settings.auth, env).map_err(|mut p| problems.append(&mut p)).ok();
-        let policy = Policy::from_settings(&settings.policy, settings.token.default_ttl_secs)
-            .map_err(|mut p| problems.append(&mut p))
-            .ok();
+        let policy =
+            Policy::from_settings(&settings.policy, settings.token.default_ttl_secs, &settings.account_names())
+                .map_err(|mut p| problems.append(&mut p))
+                .ok();
         let limiter =
             RateLimiter::from_settings(&settings.rate_limit, env).map_err(|mut p| problems.append(&mut p)).ok();
         match (credentials, authenticator, policy, limiter) {
             (Some(credentials), Some(authenticator), Some(policy), Some(limiter)) if problems.is_empty() => {
-                Ok(Self { settings, credentials, authenticator, policy, limiter })
+                Ok(Self { settings, credentials, accounts, authenticator, policy, limiter })
             }
             _ => Err(problems),
         }
@@ -78,7 +92,7 @@ pub struct Application {
 impl Application {
     /// Binds both listeners (port 0 picks a free port, as tests do).
     pub async fn build(runtime: Runtime) -> std::io::Result<Self> {
-        let Runtime { settings, credentials, authenticator, policy, limiter } = runtime;
+        let Runtime { settings, credentials, accounts, authenticator, policy, limiter } = runtime;
         let public = bind("server.listen", settings.server.listen).await?;
         let admin = bind("server.admin_listen", settings.server.admin_listen).await?;
         let metrics = Metrics::new();
@@ -91,7 +105,13 @@ impl Application {
         let state = AppState(Arc::new(App {
             authenticator: Arc::new(authenticator),
             policy: ArcSwap::from_pointee(policy),
-            minter: ArcSwap::from_pointee(TokenMinter::new(&credentials, &settings.token)),
+            minters: ArcSwap::from_pointee(Minters::new(
+                std::iter::once((DEFAULT_ACCOUNT, &credentials))
+                    .chain(accounts.iter().map(|(n, c)| (n.as_str(), c)))
+                    .map(|(name, credentials)| {
+                        (name.to_owned(), Arc::new(TokenMinter::new(credentials, &settings.token_settings_for(name))))
+                    }),
+            )),
             health: Arc::new(Health::default()),
             metrics,
             limiter: Arc::new(limiter),
@@ -147,7 +167,7 @@ impl Application {
         tracing::info!(
             public = %self.public_addr(),
             admin = %self.admin_addr(),
-            key_sid = %self.state.minter.load().key_sid(),
+            key_sid = %self.state.minters.load().default_account().key_sid(),
             "listening"
         );
         let eviction = spawn_eviction(&self.state, self.settings.rate_limit.eviction_interval_secs);

@@ -22,6 +22,9 @@ pub struct ApiKeySettings {
     /// Whether the key may mint tokens for an identity it names in the request.
     #[serde(default)]
     pub act_as: bool,
+    /// The tenant the key's backend serves: with a policy rule over several Twilio accounts, it
+    /// picks the account.
+    pub tenant: Option<String>,
 }
 
 struct StoredKey {
@@ -29,6 +32,7 @@ struct StoredKey {
     name: String,
     roles: Vec<String>,
     act_as: bool,
+    tenant: Option<String>,
 }
 
 /// The configured backend keys.
@@ -54,6 +58,7 @@ impl ApiKeyStore {
                     name: key.name.clone(),
                     roles: key.roles.clone(),
                     act_as: key.act_as,
+                    tenant: key.tenant.clone(),
                 }),
                 None => problems.push(format!(
                     "auth.api_keys[{index}] ({}): sha256 must be 64 hex digits, the SHA-256 of the key (printf %s \"$KEY\" | sha256sum)",
@@ -80,7 +85,7 @@ impl ApiKeyStore {
             subject: key.name.clone(),
             roles: key.roles.clone(),
             may_act_as: key.act_as,
-            tenant: None,
+            tenant: key.tenant.clone(),
             source: PrincipalSource::ApiKey { name: key.name.clone() },
         })
     }
@@ -103,7 +108,13 @@ mod tests {
 
     fn settings(key: &str) -> ApiKeySettings {
         let hash: String = Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
-        ApiKeySettings { name: "billing".into(), sha256: hash, roles: vec!["backend".into()], act_as: true }
+        ApiKeySettings {
+            name: "billing".into(),
+            sha256: hash,
+            roles: vec!["backend".into()],
+            act_as: true,
+            tenant: None,
+        }
     }
 
     #[test]

@@ -31,6 +31,10 @@ pub struct Settings {
     pub cors: CorsSettings,
     pub rate_limit: RateLimitSettings,
     pub reload: ReloadSettings,
+    /// Twilio accounts besides the default one (`TWILIO_*`), by name: each reads its own
+    /// `TWILIO_<NAME>_ACCOUNT_SID`, `_API_KEY` and `_API_SECRET`. Policy rules choose among them.
+    #[serde(default)]
+    pub accounts: std::collections::BTreeMap<String, AccountSettings>,
     #[serde(default)]
     pub auth: AuthSettings,
     #[serde(default)]
@@ -62,6 +66,53 @@ pub struct ServerSettings {
     /// After SIGTERM, how long readiness fails while both listeners keep serving, so the load
     /// balancer notices before the listeners close.
     pub drain_delay_ms: u64,
+}
+
+/// One `[accounts.<name>]` entry.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountSettings {
+    /// The account's Twilio region (`ie1`, `au1`, …), written as the `twr` header; unset: the
+    /// default (us1).
+    pub region: Option<String>,
+}
+
+impl Settings {
+    /// Every problem with `[accounts]`, as sentences naming the key.
+    pub fn account_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (name, account) in &self.accounts {
+            let plausible = name.starts_with(|c: char| c.is_ascii_lowercase())
+                && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !plausible || name == crate::token::DEFAULT_ACCOUNT {
+                problems.push(format!(
+                    "accounts.{name}: an account name is lower-case letters, digits and _ (not \"default\", which is TWILIO_*), e.g. accounts.eu"
+                ));
+            }
+            if let Some(problem) = account
+                .region
+                .as_deref()
+                .and_then(|r| crate::token::region_problem(&format!("accounts.{name}.region"), r))
+            {
+                problems.push(problem);
+            }
+        }
+        problems
+    }
+
+    /// Every account name policy rules may use: `"default"` and each `[accounts.<name>]`.
+    pub fn account_names(&self) -> Vec<&str> {
+        std::iter::once(crate::token::DEFAULT_ACCOUNT).chain(self.accounts.keys().map(String::as_str)).collect()
+    }
+
+    /// The `[token]` settings as one account uses them (its own region).
+    pub fn token_settings_for(&self, account: &str) -> TokenSettings {
+        let mut settings = self.token.clone();
+        if let Some(named) = self.accounts.get(account) {
+            settings.region = named.region.clone();
+        }
+        settings
+    }
 }
 
 /// The `[reload]` section: what triggers a live reload besides SIGHUP.

@@ -20,7 +20,7 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::ratelimit::RateLimiter;
-use crate::token::TokenMinter;
+use crate::token::Minters;
 pub use client_ip::ClientIp;
 pub use layers::with_rate_limit_fields;
 pub use routes::health::Health;
@@ -41,10 +41,10 @@ impl std::ops::Deref for AppState {
 /// The application's shared parts.
 pub struct App {
     pub authenticator: Arc<Authenticator>,
-    /// The policy and the minter are swapped whole by a reload (`crate::reload`); a request
+    /// The policy and the minters (one per Twilio account) are swapped whole by a reload (`crate::reload`); a request
     /// loads each once, without a lock, and keeps that version to the end.
     pub policy: ArcSwap<Policy>,
-    pub minter: ArcSwap<TokenMinter>,
+    pub minters: ArcSwap<Minters>,
     pub health: Arc<Health>,
     pub limiter: Arc<RateLimiter>,
     pub metrics: Metrics,

@@ -68,6 +68,12 @@ pub struct RuleSettings {
     /// The longest ttl this rule grants, in seconds (at most 86400).
     #[serde(default = "max_ttl")]
     pub max_ttl_secs: u32,
+    /// The Twilio accounts this rule mints for: `"default"` (`TWILIO_*`) or `[accounts.<name>]`
+    /// names. One: always that account. Several: the principal's tenant (a provider's
+    /// `tenant_claim`, an API key's `tenant`) picks one of them, and a principal whose tenant
+    /// names none is refused. Left out: the default account.
+    #[serde(default)]
+    pub accounts: Vec<String>,
     /// The grants an empty request receives; default: every grant the rule has.
     pub defaults: Option<Vec<GrantName>>,
     pub video: Option<VideoRule>,
@@ -179,6 +185,8 @@ impl DenyList {
 pub struct Decision {
     pub spec: TokenSpec,
     pub rule: String,
+    /// The Twilio account to sign with (`"default"` or an `[accounts.<name>]` name).
+    pub account: String,
 }
 
 /// The validated policy.
@@ -201,6 +209,7 @@ enum Pin {
 struct Rule {
     name: String,
     roles: Vec<String>,
+    accounts: Vec<String>,
     max_ttl_secs: u32,
     defaults: Vec<GrantName>,
     video: Option<(Vec<RoomPattern>, Option<RoomPattern>)>,
@@ -225,7 +234,13 @@ impl Policy {
     }
 
     /// Validates the rules; every problem is reported at once.
-    pub fn from_settings(settings: &PolicySettings, default_ttl_secs: u32) -> Result<Self, Vec<String>> {
+    /// Validates the rules; `accounts` are the Twilio account names that exist (`"default"` and
+    /// each `[accounts.<name>]`).
+    pub fn from_settings(
+        settings: &PolicySettings,
+        default_ttl_secs: u32,
+        accounts: &[&str],
+    ) -> Result<Self, Vec<String>> {
         let mut problems = Vec::new();
         if settings.rules.is_empty() {
             problems
@@ -239,6 +254,12 @@ impl Policy {
                 let at = format!("policy.rules[{index}] ({})", rule.name);
                 if settings.rules[..index].iter().any(|other| other.name == rule.name) {
                     problems.push(format!("{at}: the name is used twice"));
+                }
+                for account in rule.accounts.iter().filter(|a| !accounts.contains(&a.as_str())) {
+                    problems.push(format!(
+                        "{at}: accounts names {account:?}, which is not configured: use \"default\" (TWILIO_*) or add [accounts.{account}] with TWILIO_{}_ACCOUNT_SID, _API_KEY and _API_SECRET",
+                        account.to_ascii_uppercase()
+                    ));
                 }
                 Rule::from_settings(rule, &at, &mut problems)
             })
@@ -290,6 +311,13 @@ impl Policy {
         }
         let mut first_refusal = None;
         for rule in candidates {
+            let account = match rule.account_for(principal) {
+                Ok(account) => account,
+                Err(refusal) => {
+                    first_refusal.get_or_insert(refusal);
+                    continue;
+                }
+            };
             match rule.apply(identity, request, self.default_ttl_secs) {
                 Ok(spec) => {
                     if let Err(e) = token::check_identity(&spec.identity, &spec.grants) {
@@ -300,7 +328,7 @@ impl Policy {
                             PolicyError::Forbidden(message)
                         });
                     }
-                    return Ok(Decision { spec, rule: rule.name.clone() });
+                    return Ok(Decision { spec, rule: rule.name.clone(), account: account.to_owned() });
                 }
                 Err(refusal) => {
                     first_refusal.get_or_insert(refusal);
@@ -409,6 +437,7 @@ impl Rule {
         (problems.len() == before).then(|| Self {
             name: settings.name.clone(),
             roles: settings.roles.clone(),
+            accounts: settings.accounts.clone(),
             max_ttl_secs: settings.max_ttl_secs,
             defaults,
             video,
@@ -417,6 +446,22 @@ impl Rule {
             sync,
             task_router,
         })
+    }
+
+    /// The account this rule signs with for `principal`: its only one, or the one the
+    /// principal's tenant names among several.
+    fn account_for(&self, principal: &Principal) -> Result<&str, PolicyError> {
+        match self.accounts.as_slice() {
+            [] => Ok(crate::token::DEFAULT_ACCOUNT),
+            [only] => Ok(only),
+            several => several.iter().find(|a| principal.tenant.as_deref() == Some(a.as_str())).map(String::as_str).ok_or_else(|| {
+                PolicyError::Forbidden(format!(
+                    "policy rule {:?} mints for the accounts {several:?}, and the caller's tenant ({}) names none of them",
+                    self.name,
+                    principal.tenant.as_deref().unwrap_or("none")
+                ))
+            }),
+        }
     }
 
     fn apply(&self, identity: &str, request: &TokenRequest, default_ttl_secs: u32) -> Result<TokenSpec, PolicyError> {

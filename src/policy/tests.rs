@@ -10,7 +10,7 @@ fn policy(toml_rules: &str) -> Policy {
         policy: PolicySettings,
     }
     let wrapper: Wrapper = toml_from_str(toml_rules);
-    Policy::from_settings(&wrapper.policy, 3600).expect("valid policy")
+    Policy::from_settings(&wrapper.policy, 3600, &["default", "eu", "us"]).expect("valid policy")
 }
 
 fn toml_from_str<T: serde::de::DeserializeOwned>(text: &str) -> T {
@@ -182,7 +182,7 @@ fn configuration_problems_are_all_reported() {
     )
     .remove("policy")
     .unwrap();
-    let problems = Policy::from_settings(&settings, 3600).unwrap_err();
+    let problems = Policy::from_settings(&settings, 3600, &["default"]).unwrap_err();
     for expected in ["roles is empty", "max_ttl_secs", "defaults names Sync", "chat.service_sid"] {
         assert!(problems.iter().any(|p| p.contains(expected)), "{expected} in {problems:?}");
     }
@@ -215,4 +215,55 @@ fn the_deny_list_refuses_identities_and_subjects_before_any_rule() {
     assert_eq!(policy.decide(&kiosk, &empty), Err(PolicyError::Denied(DenyList::Subject)));
     // A role with no rule still gets the deny answer first: the operator's block is what matters.
     assert_eq!(policy.decide(&user("mallory", &["guest"]), &empty), Err(PolicyError::Denied(DenyList::Identity)));
+}
+
+#[test]
+fn a_rule_mints_for_its_account_or_the_one_the_tenant_names() {
+    let policy = policy(
+        r#"
+        [[policy.rules]]
+        name = "eu-only"
+        roles = ["eu"]
+        accounts = ["eu"]
+        video = { rooms = ["*"] }
+        [[policy.rules]]
+        name = "by-tenant"
+        roles = ["tenant"]
+        accounts = ["default", "us"]
+        video = { rooms = ["*"] }
+        [[policy.rules]]
+        name = "plain"
+        roles = ["user"]
+        video = { rooms = ["*"] }
+        "#,
+    );
+    let empty = request("{}");
+    assert_eq!(policy.decide(&user("a", &["user"]), &empty).unwrap().account, "default");
+    assert_eq!(policy.decide(&user("a", &["eu"]), &empty).unwrap().account, "eu");
+    let tenant = |t: Option<&str>| Principal { tenant: t.map(str::to_owned), ..user("a", &["tenant"]) };
+    assert_eq!(policy.decide(&tenant(Some("us")), &empty).unwrap().account, "us");
+    assert_eq!(policy.decide(&tenant(Some("default")), &empty).unwrap().account, "default");
+    // A tenant the rule does not name, or none: never another account.
+    for t in [Some("eu"), None] {
+        let refused = policy.decide(&tenant(t), &empty).unwrap_err();
+        assert!(matches!(&refused, PolicyError::Forbidden(m) if m.contains("names none of them")), "{refused:?}");
+    }
+}
+
+#[test]
+fn a_rule_may_only_name_configured_accounts() {
+    let settings: PolicySettings = toml_from_str::<std::collections::HashMap<String, PolicySettings>>(
+        r#"
+        [policy]
+        [[policy.rules]]
+        name = "apac"
+        roles = ["user"]
+        accounts = ["apac"]
+        video = { rooms = ["*"] }
+        "#,
+    )
+    .remove("policy")
+    .unwrap();
+    let problems = Policy::from_settings(&settings, 3600, &["default", "eu"]).unwrap_err();
+    assert!(problems[0].contains("\"apac\", which is not configured") && problems[0].contains("TWILIO_APAC_"));
 }

@@ -48,17 +48,48 @@ impl TokenSettings {
         if !(1..=MAX_TTL_SECS).contains(&self.default_ttl_secs) {
             problems.push(format!("token.default_ttl_secs must be from 1 to {MAX_TTL_SECS}"));
         }
-        if let Some(region) = &self.region {
-            let b = region.as_bytes();
-            let plausible =
-                b.len() >= 3 && b.len() <= 8 && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-            if !plausible {
-                problems.push(format!(
-                    "token.region {region:?} is not a Twilio region such as \"us1\", \"ie1\" or \"au1\""
-                ));
-            }
-        }
+        problems.extend(self.region.as_deref().and_then(|region| region_problem("token.region", region)));
         problems
+    }
+}
+
+/// Why `region` (set at `key`) is not a Twilio region, if it is not.
+pub fn region_problem(key: &str, region: &str) -> Option<String> {
+    let b = region.as_bytes();
+    let plausible = b.len() >= 3 && b.len() <= 8 && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    (!plausible).then(|| format!("{key} {region:?} is not a Twilio region such as \"us1\", \"ie1\" or \"au1\""))
+}
+
+/// The name policy rules use for the account of `TWILIO_*`.
+pub const DEFAULT_ACCOUNT: &str = "default";
+
+/// The minters in use, one per Twilio account (always [`DEFAULT_ACCOUNT`], plus each
+/// `[accounts.<name>]`). A reload builds a new set, reusing the minter of an account whose new
+/// credentials were refused, so each account rotates on its own.
+#[derive(Clone)]
+pub struct Minters(std::collections::BTreeMap<String, std::sync::Arc<TokenMinter>>);
+
+impl Minters {
+    /// A set from (account name, minter) pairs; the default account must be among them.
+    pub fn new(minters: impl IntoIterator<Item = (String, std::sync::Arc<TokenMinter>)>) -> Self {
+        let minters = Self(minters.into_iter().collect());
+        assert!(minters.0.contains_key(DEFAULT_ACCOUNT), "the default account always has a minter");
+        minters
+    }
+
+    /// The minter of `account`.
+    pub fn get(&self, account: &str) -> Option<&std::sync::Arc<TokenMinter>> {
+        self.0.get(account)
+    }
+
+    /// The default account's minter.
+    pub fn default_account(&self) -> &TokenMinter {
+        &self.0[DEFAULT_ACCOUNT]
+    }
+
+    /// Every account, by name, with its minter.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &std::sync::Arc<TokenMinter>)> {
+        self.0.iter().map(|(name, minter)| (name.as_str(), minter))
     }
 }
 

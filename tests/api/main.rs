@@ -1,6 +1,7 @@
 //! Black-box tests: the real service on random loopback ports, spoken to over HTTP, with every
 //! token verified independently of the code that minted it.
 
+mod accounts;
 mod browser;
 mod cli;
 mod container;

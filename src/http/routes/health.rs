@@ -36,9 +36,12 @@ impl Health {
 pub struct Status {
     #[schema(example = "ok")]
     pub status: &'static str,
-    /// The key SID tokens are signed with now (never the secret).
+    /// The key SID the default account's tokens are signed with now (never the secret).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_sid: Option<String>,
+    /// With several Twilio accounts: each account's key SID, by account name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accounts: Option<std::collections::BTreeMap<String, String>>,
     /// Where rate-limit counts are kept: `memory`, `redis`, or redis failing open.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_limit_store: Option<&'static str>,
@@ -46,7 +49,7 @@ pub struct Status {
 
 #[utoipa::path(get, path = "/livez", responses((status = 200, body = Status)))]
 pub async fn livez() -> Json<Status> {
-    Json(Status { status: "ok", key_sid: None, rate_limit_store: None })
+    Json(Status { status: "ok", key_sid: None, accounts: None, rate_limit_store: None })
 }
 
 #[utoipa::path(
@@ -70,9 +73,13 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiEr
             "the shared rate-limit store is unreachable and rate_limit.redis.on_error is fail_closed",
         ));
     }
+    let minters = state.minters.load();
+    let accounts: std::collections::BTreeMap<String, String> =
+        minters.iter().map(|(name, minter)| (name.to_owned(), minter.key_sid().to_owned())).collect();
     Ok(Json(Status {
         status: "ready",
-        key_sid: Some(state.minter.load().key_sid().to_owned()),
+        key_sid: Some(minters.default_account().key_sid().to_owned()),
+        accounts: (accounts.len() > 1).then_some(accounts),
         rate_limit_store: Some(store.label()),
     }))
 }

@@ -103,7 +103,10 @@ pub(crate) fn issue(
             );
         }
     })?;
-    let minter = state.minter.load();
+    let minters = state.minters.load();
+    let minter = minters.get(&decision.account).ok_or_else(|| {
+        ApiError::Internal(format!("policy rule {:?} chose the unloaded account {:?}", decision.rule, decision.account))
+    })?;
     let timer = state.metrics.mint_duration.start_timer();
     let minted = minter.mint(&decision.spec, unix_now())?;
     timer.observe_duration();
@@ -119,6 +122,7 @@ pub(crate) fn issue(
         principal = %principal.source,
         tenant = principal.tenant.as_deref(),
         rule = %decision.rule,
+        account = %decision.account,
         grants = ?grants,
         ttl = decision.spec.ttl_secs,
         jti = %minted.jti,
