@@ -9,6 +9,24 @@ use serde_json::Value;
 
 use crate::helpers::*;
 
+/// Runs a script of tests/browser in node (which drives Chromium), bounded in time, and returns
+/// the JSON it printed last.
+async fn run_browser_script(script: &str, args: &[&str], limit: Duration) -> Value {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(repo_path("tests/browser/node_modules/playwright-core").exists(), "run scripts/test");
+    assert!(std::path::Path::new(&chromium).exists(), "{chromium} is missing: run scripts/test");
+    let run = tokio::process::Command::new("node")
+        .arg(repo_path(&format!("tests/browser/{script}")))
+        .args(args)
+        .env("CHROMIUM", &chromium)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(limit, run).await.expect("the browser run finished in time").unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+}
+
 /// Serves a blank page on a new loopback port, i.e. a distinct origin.
 async fn serve_page() -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -21,32 +39,14 @@ async fn serve_page() -> String {
 
 #[tokio::test]
 async fn a_browser_page_on_the_allowed_origin_gets_a_token_and_another_origin_is_blocked() {
-    let node_modules = repo_path("tests/browser/node_modules/playwright-core");
-    assert!(node_modules.exists(), "run scripts/test: it installs playwright-core into tests/browser");
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        std::path::Path::new(&chromium).exists(),
-        "{chromium} is missing: run scripts/test, which installs Debian's chromium"
-    );
-
     let (allowed, denied) = (serve_page().await, serve_page().await);
     let app = spawn_app_with(&[("TOKENMINT__CORS__ALLOWED_ORIGINS", allowed.as_str())]).await;
     let api = format!("http://{}", app.addr);
     let session = session_token("alice", &["user"]);
 
-    let run = tokio::process::Command::new("node")
-        .arg(repo_path("tests/browser/cors.mjs"))
-        .args([&api, &format!("{allowed}/"), &format!("{denied}/"), &session])
-        .env("CHROMIUM", &chromium)
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(90), run)
-        .await
-        .expect("the browser run finished within 90 s")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
-    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let (allowed_page, denied_page) = (format!("{allowed}/"), format!("{denied}/"));
+    let seen =
+        run_browser_script("cors.mjs", &[&api, &allowed_page, &denied_page, &session], Duration::from_secs(90)).await;
 
     let allowed = &seen["allowed"];
     assert_eq!(allowed["fetched"], true, "{allowed}");
@@ -87,10 +87,6 @@ async fn serve_client() -> String {
 
 #[tokio::test]
 async fn the_browser_client_fetches_caches_refreshes_and_backs_off_in_chromium() {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(repo_path("tests/browser/node_modules/playwright-core").exists(), "run scripts/test");
-    assert!(std::path::Path::new(&chromium).exists(), "{chromium} is missing: run scripts/test");
-
     let origin = serve_client().await;
     // One token a second per identity, so the refresh scenario fits and a quick second ask gets a 429.
     let app = spawn_app_with(&[
@@ -102,20 +98,9 @@ async fn the_browser_client_fetches_caches_refreshes_and_backs_off_in_chromium()
     let api = format!("http://{}", app.addr);
     let sessions: Vec<String> =
         ["alice", "bob", "carol", "dan"].iter().map(|who| session_token(who, &["user"])).collect();
-    let run = tokio::process::Command::new("node")
-        .arg(repo_path("tests/browser/client.mjs"))
-        .args([&api, &origin])
-        .args(&sessions)
-        .env("CHROMIUM", &chromium)
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(120), run)
-        .await
-        .expect("the browser run finished within 120 s")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
-    let seen: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let args: Vec<&str> =
+        [api.as_str(), origin.as_str()].into_iter().chain(sessions.iter().map(String::as_str)).collect();
+    let seen = run_browser_script("client.mjs", &args, Duration::from_secs(120)).await;
     eprintln!("{seen:#}");
 
     let first = &seen["firstFetchAndCache"];

@@ -1,17 +1,10 @@
 // Runs clients/js/tokenmint.js in headless Chromium, on a page of an allowed origin, against the
 // running service, and prints what it saw as JSON (tests/api/browser.rs checks it).
 // Usage: node client.mjs API_BASE PAGE_ORIGIN SESSION_ALICE SESSION_BOB SESSION_CAROL SESSION_DAN
-import { chromium } from "playwright-core";
+import { launch } from "./launch.mjs";
 
 const [api, origin, alice, bob, carol, dan] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  timeout: 30_000,
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
+const browser = await launch();
 
 const scenarios = {
   // The first fetch, then the cache: one request however often and however concurrently asked.

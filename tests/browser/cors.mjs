@@ -2,18 +2,10 @@
 // (a bearer credential and a JSON body, so the browser sends a CORS preflight first), and
 // prints what the page saw as JSON: {"allowed": {...}, "denied": {...}}.
 // Usage: node cors.mjs API_BASE ALLOWED_PAGE_URL DENIED_PAGE_URL SESSION_TOKEN
-import { chromium } from "playwright-core";
+import { launch } from "./launch.mjs";
 
 const [api, allowedPage, deniedPage, session] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  timeout: 30_000,
-  // As root in a closed network: no sandbox, and none of Chromium's background connections.
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
+const browser = await launch();
 
 async function fetchFrom(pageUrl) {
   const page = await browser.newPage();
