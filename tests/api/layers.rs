@@ -276,3 +276,41 @@ async fn metrics_move_as_requests_flow_and_labels_stay_bounded() {
         "metrics are not on the public listener"
     );
 }
+
+#[tokio::test]
+async fn two_hundred_clients_trickling_headers_are_all_cut_while_tokens_are_still_minted() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app_with(&[("TOKENMINT__SERVER__HEADER_READ_TIMEOUT_MS", "1000")]).await;
+    let started = Instant::now();
+    // Each sends a request head one byte every 100 ms: it would take 4 s to finish.
+    let trickling: Vec<_> = (0..200)
+        .map(|_| {
+            let addr = app.addr;
+            tokio::spawn(async move {
+                let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+                let head = b"POST /v1/tokens HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n\r\n";
+                for byte in head {
+                    if stream.write_all(&[*byte]).await.is_err() {
+                        return Some(started.elapsed());
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                None
+            })
+        })
+        .collect();
+    // Meanwhile real clients mint, and stay fast.
+    let session = session_token("alice", &["user"]);
+    let mut slowest = Duration::ZERO;
+    while started.elapsed() < Duration::from_millis(1500) {
+        let sent = Instant::now();
+        assert_eq!(app.post_token(Some(&session), None).await.status(), 200);
+        slowest = slowest.max(sent.elapsed());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(slowest < Duration::from_millis(500), "a real request took {slowest:?} beside the slow clients");
+    for client in trickling {
+        let cut_after = client.await.unwrap().expect("the server cut the connection before the head was complete");
+        assert!(cut_after >= Duration::from_millis(900) && cut_after < Duration::from_secs(4), "{cut_after:?}");
+    }
+}
