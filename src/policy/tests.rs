@@ -267,3 +267,113 @@ fn a_rule_may_only_name_configured_accounts() {
     let problems = Policy::from_settings(&settings, 3600, &["default", "eu"]).unwrap_err();
     assert!(problems[0].contains("\"apac\", which is not configured") && problems[0].contains("TWILIO_APAC_"));
 }
+
+mod properties {
+    //! Any request the policy allows yields a token that verifies and carries exactly what was
+    //! asked for (or the rule's defaults); no request outside the policy yields a token. The
+    //! oracle below restates the "users" rule of `app_policy` independently of the code.
+
+    use super::*;
+    use crate::credentials::TwilioCredentials;
+    use crate::token::{TokenMinter, TokenSettings};
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use hmac::{Hmac, Mac};
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    const SECRET: &str = "property-test-secret-0123456789abcdef";
+    const ROOMS: [&str; 8] = ["standup", "user-alice", "user-bob", "team-x", "team-", "other", "*", "standup2"];
+
+    /// What the "users" rule allows, restated: rooms standup, user-alice (alice's own) and
+    /// team-*; ttl up to 3600; video, voice and chat but never sync; at least one grant.
+    fn allowed(ttl: Option<u32>, grants: &Option<(Option<Option<&str>>, bool, bool, bool)>) -> bool {
+        let ttl_ok = ttl.is_none_or(|t| t <= 3600);
+        let grants_ok = match grants {
+            None => true,
+            Some((video, voice, chat, sync)) => {
+                let room_ok = match video {
+                    Some(Some(room)) => *room == "standup" || *room == "user-alice" || room.starts_with("team-"),
+                    _ => true,
+                };
+                room_ok && !sync && (video.is_some() || *voice || *chat)
+            }
+        };
+        ttl_ok && grants_ok
+    }
+
+    fn verify(token: &str) -> Value {
+        let (message, signature) = token.rsplit_once('.').unwrap();
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+        mac.update(message.as_bytes());
+        mac.verify_slice(&URL_SAFE_NO_PAD.decode(signature).unwrap()).expect("the signature verifies");
+        let payload = message.split('.').nth(1).unwrap();
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn a_token_exists_exactly_when_the_policy_allows_and_carries_what_was_asked(
+            ttl in proptest::option::of(1u32..=7200),
+            grants in proptest::option::of((
+                proptest::option::of(proptest::option::of(proptest::sample::select(ROOMS.to_vec()))),
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+            )),
+        ) {
+            let mut body = serde_json::Map::new();
+            if let Some(ttl) = ttl {
+                body.insert("ttl".into(), ttl.into());
+            }
+            if let Some((video, voice, chat, sync)) = &grants {
+                let mut g = serde_json::Map::new();
+                if let Some(room) = video {
+                    g.insert("video".into(), room.map_or(serde_json::json!({}), |r| serde_json::json!({"room": r})));
+                }
+                if *voice { g.insert("voice".into(), serde_json::json!({})); }
+                if *chat { g.insert("chat".into(), serde_json::json!({})); }
+                if *sync { g.insert("sync".into(), serde_json::json!({})); }
+                body.insert("grants".into(), Value::Object(g));
+            }
+            let request: TokenRequest = serde_json::from_value(Value::Object(body)).unwrap();
+            let decision = app_policy().decide(&user("alice", &["user"]), &request);
+            prop_assert_eq!(decision.is_ok(), allowed(ttl, &grants), "{:?} -> {:?}", request, decision);
+            let Ok(decision) = decision else { return Ok(()) };
+
+            let credentials = TwilioCredentials {
+                account_sid: "AC0123456789abcdef0123456789abcdef".into(),
+                api_key_sid: "SKfedcba9876543210fedcba9876543210".into(),
+                api_secret: SECRET.to_owned().into(),
+            };
+            let settings = TokenSettings { default_ttl_secs: 3600, region: None, nbf_backdate_secs: None };
+            let minted = TokenMinter::new(&credentials, &settings).mint(&decision.spec, 1_800_000_000).unwrap();
+            let payload = verify(secrecy::ExposeSecret::expose_secret(&minted.token));
+            let carried = payload["grants"].as_object().unwrap();
+            let mut names: Vec<&str> = carried.keys().map(String::as_str).filter(|k| *k != "identity").collect();
+            names.sort_unstable();
+            let expected: Vec<&str> = match &grants {
+                None => vec!["chat", "video"],
+                Some((video, voice, chat, _)) => {
+                    let mut e = Vec::new();
+                    if *chat { e.push("chat"); }
+                    if video.is_some() { e.push("video"); }
+                    if *voice { e.push("voice"); }
+                    e
+                }
+            };
+            prop_assert_eq!(names, expected);
+            prop_assert_eq!(&payload["grants"]["identity"], "alice");
+            prop_assert_eq!(payload["exp"].as_u64().unwrap() - payload["iat"].as_u64().unwrap(), u64::from(ttl.unwrap_or(3600)));
+            if let Some(room) = payload["grants"]["video"]["room"].as_str() {
+                let asked = grants.as_ref().and_then(|g| g.0).flatten();
+                prop_assert_eq!(room, asked.unwrap_or("user-alice"));
+            }
+            if carried.contains_key("chat") {
+                prop_assert_eq!(&payload["grants"]["chat"]["service_sid"], IS_CHAT);
+            }
+        }
+    }
+}
