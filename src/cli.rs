@@ -17,7 +17,7 @@ use crate::credentials::API_SECRET_VAR;
 use crate::policy::{RequestedGrants, TokenRequest};
 use crate::reload::Reloader;
 use crate::startup::{Application, Runtime};
-use crate::token::{TokenMinter, rfc3339, unix_now};
+use crate::token::{rfc3339, unix_now};
 
 #[derive(Debug, Parser)]
 #[command(name = "tokenmint", version, about = "Mints short-lived Twilio Access Tokens for verified app users")]
@@ -148,7 +148,7 @@ fn mint(
     let request = TokenRequest { ttl, identity: None, grants };
     let decision = runtime.policy.decide(&principal, &request).map_err(|e| anyhow!("refused: {e}"))?;
     let credentials = runtime.accounts.get(&decision.account).unwrap_or(&runtime.credentials);
-    let minter = TokenMinter::new(credentials, &runtime.settings.token_settings_for(&decision.account));
+    let minter = runtime.settings.minter_for(&decision.account, credentials);
     let minted = minter.mint(&decision.spec, unix_now())?;
     if runtime.credentials.is_placeholder() {
         eprintln!("warning: signed with PLACEHOLDER credentials; Twilio will reject this token");

@@ -69,6 +69,11 @@ impl CredentialVars {
         Self::with_prefix(&format!("TWILIO_{}_", name.to_ascii_uppercase()))
     }
 
+    /// The variables of the account a policy rule names: `"default"` or an `[accounts.<name>]`.
+    pub fn for_account(name: &str) -> Self {
+        if name == crate::token::DEFAULT_ACCOUNT { Self::default_account() } else { Self::named(name) }
+    }
+
     fn with_prefix(prefix: &str) -> Self {
         Self {
             account_sid: format!("{prefix}ACCOUNT_SID"),

@@ -24,7 +24,7 @@ use crate::credentials::{CredentialVars, TwilioCredentials};
 use crate::http::AppState;
 use crate::policy::Policy;
 use crate::startup::Runtime;
-use crate::token::{DEFAULT_ACCOUNT, Minters, TokenMinter};
+use crate::token::{DEFAULT_ACCOUNT, Minters};
 
 /// Re-reads what may change while running.
 pub struct Reloader {
@@ -59,7 +59,7 @@ impl Reloader {
             .settings
             .account_names()
             .into_iter()
-            .flat_map(|name| account_vars(name).names().map(|var| format!("{var}_FILE")))
+            .flat_map(|name| CredentialVars::for_account(name).names().map(|var| format!("{var}_FILE")))
             .filter_map(|var| env.get(&var).map(PathBuf::from))
             .collect();
         watched.extend(source.file.clone());
@@ -158,12 +158,11 @@ impl Reloader {
         for name in settings.account_names() {
             let read = match &self.placeholder {
                 Some(placeholder) if name == DEFAULT_ACCOUNT => Ok(placeholder.clone()),
-                _ => TwilioCredentials::from_vars(&env, &account_vars(name)),
+                _ => TwilioCredentials::from_vars(&env, &CredentialVars::for_account(name)),
             };
             match (read, current.get(name)) {
                 (Ok(credentials), _) => {
-                    let minter = TokenMinter::new(&credentials, &settings.token_settings_for(name));
-                    minters.push((name.to_owned(), Arc::new(minter)));
+                    minters.push((name.to_owned(), Arc::new(settings.minter_for(name, &credentials))));
                 }
                 (Err(e), Some(previous)) => {
                     kept.push(format!("account {name}: {e}"));
@@ -184,8 +183,4 @@ struct Reloaded {
     minters: Minters,
     policy: Policy,
     kept: Vec<String>,
-}
-
-fn account_vars(name: &str) -> CredentialVars {
-    if name == DEFAULT_ACCOUNT { CredentialVars::default_account() } else { CredentialVars::named(name) }
 }

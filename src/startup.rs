@@ -16,7 +16,7 @@ use crate::http::{App, AppState, Health, admin_router, api_router};
 use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::ratelimit::RateLimiter;
-use crate::token::{DEFAULT_ACCOUNT, Minters, TokenMinter};
+use crate::token::{DEFAULT_ACCOUNT, Minters};
 
 /// Everything the service needs, validated.
 pub struct Runtime {
@@ -108,9 +108,7 @@ impl Application {
             minters: ArcSwap::from_pointee(Minters::new(
                 std::iter::once((DEFAULT_ACCOUNT, &credentials))
                     .chain(accounts.iter().map(|(n, c)| (n.as_str(), c)))
-                    .map(|(name, credentials)| {
-                        (name.to_owned(), Arc::new(TokenMinter::new(credentials, &settings.token_settings_for(name))))
-                    }),
+                    .map(|(name, credentials)| (name.to_owned(), Arc::new(settings.minter_for(name, credentials)))),
             )),
             health: Arc::new(Health::default()),
             metrics,

@@ -105,6 +105,15 @@ impl Settings {
         std::iter::once(crate::token::DEFAULT_ACCOUNT).chain(self.accounts.keys().map(String::as_str)).collect()
     }
 
+    /// The minter of one account: its credentials with the `[token]` settings and its region.
+    pub fn minter_for(
+        &self,
+        account: &str,
+        credentials: &crate::credentials::TwilioCredentials,
+    ) -> crate::token::TokenMinter {
+        crate::token::TokenMinter::new(credentials, &self.token_settings_for(account))
+    }
+
     /// The `[token]` settings as one account uses them (its own region).
     pub fn token_settings_for(&self, account: &str) -> TokenSettings {
         let mut settings = self.token.clone();
