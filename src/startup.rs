@@ -81,20 +81,11 @@ impl Runtime {
     }
 }
 
-/// The bound service, ready to run.
-pub struct Application {
-    public: TcpListener,
-    admin: TcpListener,
-    state: AppState,
-    settings: Settings,
-}
-
-impl Application {
-    /// Binds both listeners (port 0 picks a free port, as tests do).
-    pub async fn build(runtime: Runtime) -> std::io::Result<Self> {
-        let Runtime { settings, credentials, accounts, authenticator, policy, limiter } = runtime;
-        let public = bind("server.listen", settings.server.listen).await?;
-        let admin = bind("server.admin_listen", settings.server.admin_listen).await?;
+impl Runtime {
+    /// The state every handler shares; the settings stay with the caller for the routers and
+    /// listeners. The fuzzers call the routers with it in-process, without listeners.
+    pub fn into_state(self) -> (AppState, Settings) {
+        let Runtime { settings, credentials, accounts, authenticator, policy, limiter } = self;
         let metrics = Metrics::new();
         for collector in limiter.shared_store().map(|store| store.collectors()).unwrap_or_default() {
             metrics.register(collector);
@@ -116,6 +107,24 @@ impl Application {
             trusted_proxies: Arc::new(settings.server.trusted_proxies.clone()),
             body_limit_bytes: settings.server.body_limit_bytes,
         }));
+        (state, settings)
+    }
+}
+
+/// The bound service, ready to run.
+pub struct Application {
+    public: TcpListener,
+    admin: TcpListener,
+    state: AppState,
+    settings: Settings,
+}
+
+impl Application {
+    /// Binds both listeners (port 0 picks a free port, as tests do).
+    pub async fn build(runtime: Runtime) -> std::io::Result<Self> {
+        let public = bind("server.listen", runtime.settings.server.listen).await?;
+        let admin = bind("server.admin_listen", runtime.settings.server.admin_listen).await?;
+        let (state, settings) = runtime.into_state();
         Ok(Self { public, admin, state, settings })
     }
 

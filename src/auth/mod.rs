@@ -7,7 +7,7 @@
 
 mod api_key;
 mod claims;
-mod jwks;
+pub mod jwks;
 mod provider;
 mod session;
 mod verified;

@@ -243,19 +243,31 @@ impl ConfigSource {
 impl Settings {
     /// Loads the layers. `env` supplies the `TOKENMINT__…` overrides.
     pub fn load(file: Option<&Path>, dev: bool, env: &EnvVars) -> Result<Self, String> {
+        let text = match file {
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+                format!(
+                    "the configuration file {} cannot be read ({e}): fix --config or TOKENMINT_CONFIG",
+                    path.display()
+                )
+            })?),
+            None => None,
+        };
+        Self::from_toml(text.as_deref(), dev, env).map_err(|e| match file {
+            Some(path) => format!("{e} (in {})", path.display()),
+            None => e,
+        })
+    }
+
+    /// The layers with the operator's file given as text (`load` reads it; the fuzzer hands in
+    /// arbitrary text).
+    pub fn from_toml(file: Option<&str>, dev: bool, env: &EnvVars) -> Result<Self, String> {
         let mut builder =
             config::Config::builder().add_source(config::File::from_str(DEFAULT_TOML, config::FileFormat::Toml));
         if dev {
             builder = builder.add_source(config::File::from_str(DEV_TOML, config::FileFormat::Toml));
         }
-        if let Some(path) = file {
-            if !path.is_file() {
-                return Err(format!(
-                    "the configuration file {} does not exist: fix --config or TOKENMINT_CONFIG",
-                    path.display()
-                ));
-            }
-            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+        if let Some(text) = file {
+            builder = builder.add_source(config::File::from_str(text, config::FileFormat::Toml));
         }
         let overrides = config::Environment::with_prefix("TOKENMINT")
             .separator("__")
