@@ -1,6 +1,10 @@
 //! What a client asks for: the body of `POST /v1/tokens`. Unknown fields are refused, so a typo
 //! in a grant name can never mint a token that silently lacks that grant.
 
+use std::marker::PhantomData;
+
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -18,20 +22,32 @@ pub struct TokenRequest {
     pub ttl: Option<u32>,
     /// The identity to mint for. Only principals allowed to act on behalf of others may name
     /// one; an app user's identity always comes from their verified credential.
-    #[schema(example = "alice")]
+    #[schema(example = "alice", min_length = 1)]
     pub identity: Option<String>,
     /// The grants wanted; left out, the policy's default grants.
+    #[serde(default, deserialize_with = "object")]
     pub grants: Option<RequestedGrants>,
 }
 
-/// The grants a client asks for. A field left out of a grant takes the policy's value.
+/// The grants a client asks for, at least one. A field left out of a grant takes the policy's
+/// value. A grant is an object (`{}` for the policy's values), never `null`: leave it out.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestedGrants {
+    #[serde(default, deserialize_with = "grant")]
+    #[schema(nullable = false)]
     pub video: Option<VideoRequest>,
+    #[serde(default, deserialize_with = "grant")]
+    #[schema(nullable = false)]
     pub voice: Option<VoiceRequest>,
+    #[serde(default, deserialize_with = "grant")]
+    #[schema(nullable = false)]
     pub chat: Option<ChatRequest>,
+    #[serde(default, deserialize_with = "grant")]
+    #[schema(nullable = false)]
     pub sync: Option<SyncRequest>,
+    #[serde(default, deserialize_with = "grant")]
+    #[schema(nullable = false)]
     pub task_router: Option<TaskRouterRequest>,
 }
 
@@ -39,7 +55,8 @@ pub struct RequestedGrants {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VideoRequest {
-    #[schema(example = "standup")]
+    /// 1 to 128 characters, no control characters.
+    #[schema(example = "standup", min_length = 1, max_length = 128, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub room: Option<String>,
 }
 
@@ -49,9 +66,11 @@ pub struct VideoRequest {
 pub struct VoiceRequest {
     /// Receive incoming calls.
     pub incoming: Option<bool>,
+    #[serde(default, deserialize_with = "object")]
     pub outgoing: Option<OutgoingRequest>,
-    #[schema(example = "CR22222222222222222222222222222222")]
+    #[schema(example = "CR22222222222222222222222222222222", pattern = "^CR[0-9a-fA-F]{32}$")]
     pub push_credential_sid: Option<String>,
+    #[schema(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub endpoint_id: Option<String>,
 }
 
@@ -59,7 +78,7 @@ pub struct VoiceRequest {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutgoingRequest {
-    #[schema(example = "AP11111111111111111111111111111111")]
+    #[schema(example = "AP11111111111111111111111111111111", pattern = "^AP[0-9a-fA-F]{32}$")]
     pub application_sid: Option<String>,
     /// Parameters passed to the TwiML application (only where the policy allows them).
     #[schema(value_type = Option<Object>)]
@@ -70,10 +89,13 @@ pub struct OutgoingRequest {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChatRequest {
-    #[schema(example = "IS33333333333333333333333333333333")]
+    #[schema(example = "IS33333333333333333333333333333333", pattern = "^IS[0-9a-fA-F]{32}$")]
     pub service_sid: Option<String>,
+    #[schema(pattern = "^CR[0-9a-fA-F]{32}$")]
     pub push_credential_sid: Option<String>,
+    #[schema(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub endpoint_id: Option<String>,
+    #[schema(pattern = "^RL[0-9a-fA-F]{32}$")]
     pub deployment_role_sid: Option<String>,
 }
 
@@ -81,8 +103,9 @@ pub struct ChatRequest {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SyncRequest {
-    #[schema(example = "IS44444444444444444444444444444444")]
+    #[schema(example = "IS44444444444444444444444444444444", pattern = "^IS[0-9a-fA-F]{32}$")]
     pub service_sid: Option<String>,
+    #[schema(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub endpoint_id: Option<String>,
 }
 
@@ -90,9 +113,41 @@ pub struct SyncRequest {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskRouterRequest {
+    #[schema(pattern = "^WS[0-9a-fA-F]{32}$")]
     pub workspace_sid: Option<String>,
+    #[schema(pattern = "^WK[0-9a-fA-F]{32}$")]
     pub worker_sid: Option<String>,
+    #[schema(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub role: Option<String>,
+}
+
+/// A nested object: `null` or left out is `None`, and an array is refused. (A derived
+/// `Deserialize` would read `[…]` into a struct field by field, which the schema does not allow.)
+fn object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<T>, D::Error> {
+    deserializer.deserialize_any(ObjectOnly::<T, true>(PhantomData))
+}
+
+/// A grant: an object, never `null` (which could mean "no grant" or "the default grant").
+fn grant<'de, D: Deserializer<'de>, T: Deserialize<'de>>(deserializer: D) -> Result<Option<T>, D::Error> {
+    deserializer.deserialize_any(ObjectOnly::<T, false>(PhantomData))
+}
+
+struct ObjectOnly<T, const OR_NULL: bool>(PhantomData<T>);
+
+impl<'de, T: Deserialize<'de>, const OR_NULL: bool> Visitor<'de> for ObjectOnly<T, OR_NULL> {
+    type Value = Option<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if OR_NULL { "an object or null" } else { "an object (leave a grant out rather than null)" })
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        if OR_NULL { Ok(None) } else { Err(E::invalid_type(serde::de::Unexpected::Unit, &self)) }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        T::deserialize(MapAccessDeserializer::new(map)).map(Some)
+    }
 }
 
 /// Accepts only whole numbers from 1 to 86400, with one clear message for everything else
@@ -101,7 +156,9 @@ fn deserialize_ttl<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<
     match Option::<Value>::deserialize(deserializer)? {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => {
-            n.as_u64().filter(|ttl| (1..=u64::from(MAX_TTL_SECS)).contains(ttl)).map(|ttl| Some(ttl as u32)).ok_or_else(
+            // JSON Schema's `integer` includes 600.0, so the API does too.
+            let whole = n.as_u64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64));
+            whole.filter(|ttl| (1..=u64::from(MAX_TTL_SECS)).contains(ttl)).map(|ttl| Some(ttl as u32)).ok_or_else(
                 || {
                     serde::de::Error::custom(format!(
                         "ttl must be a whole number of seconds from 1 to {MAX_TTL_SECS}, not {n}"
@@ -127,7 +184,8 @@ mod tests {
     fn ttl_must_be_a_whole_number_in_range() {
         assert_eq!(parse(r#"{"ttl": 600}"#).unwrap().ttl, Some(600));
         assert_eq!(parse(r#"{"ttl": null}"#).unwrap().ttl, None);
-        for bad in ["0", "-5", "1.5", "86401", "\"600\""] {
+        assert_eq!(parse(r#"{"ttl": 600.0}"#).unwrap().ttl, Some(600), "JSON Schema's integer includes 600.0");
+        for bad in ["0", "-5", "1.5", "86401", "86401.0", "1e300", "-0.0", "\"600\""] {
             let err = parse(&format!(r#"{{"ttl": {bad}}}"#)).unwrap_err();
             assert!(err.contains("ttl must be a whole number"), "{bad}: {err}");
         }
@@ -138,5 +196,25 @@ mod tests {
         assert!(parse(r#"{"grant": {}}"#).unwrap_err().contains("unknown field"));
         assert!(parse(r#"{"grants": {"vidoe": {}}}"#).unwrap_err().contains("unknown field"));
         assert!(parse(r#"{"grants": {"video": {"rooom": "x"}}}"#).unwrap_err().contains("unknown field"));
+    }
+
+    /// Found by schemathesis: `"sync": [null, null]` was read field by field as a SyncRequest.
+    #[test]
+    fn nested_grants_are_objects_or_null_never_arrays() {
+        for bad in [
+            r#"{"grants": []}"#,
+            r#"{"grants": {"sync": [null, null]}}"#,
+            r#"{"grants": {"video": ["standup"]}}"#,
+            r#"{"grants": {"voice": {"outgoing": ["AP11111111111111111111111111111111"]}}}"#,
+            r#"{"grants": {"chat": "x"}}"#,
+        ] {
+            assert!(parse(bad).unwrap_err().contains("expected an object"), "{bad}");
+        }
+        let request = parse(r#"{"grants": {"voice": {"outgoing": null}, "sync": {}}}"#).unwrap();
+        let grants = request.grants.unwrap();
+        assert!(grants.video.is_none() && grants.sync.is_some() && grants.voice.unwrap().outgoing.is_none());
+        assert!(parse(r#"{"grants": null}"#).unwrap().grants.is_none());
+        // Found by schemathesis too: `{"video": null}` is refused, not read as "no video".
+        assert!(parse(r#"{"grants": {"video": null}}"#).unwrap_err().contains("leave a grant out"));
     }
 }

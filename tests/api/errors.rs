@@ -28,7 +28,10 @@ async fn wrong_types_are_400() {
         (json!({"grants": "video"}), "invalid type"),
         (json!({"grants": {"video": {"room": 5}}}), "invalid type"),
         (json!({"grants": {"voice": {"incoming": "yes"}}}), "invalid type"),
-        (json!([1, 2]), "invalid type"),
+        (json!([3600]), "must be a JSON object"),
+        (json!(null), "must be a JSON object"),
+        (json!({"grants": {"sync": [null, null]}}), "expected an object"),
+        (json!({"grants": {"video": null}}), "leave a grant out"),
     ] {
         assert_problem(app.post_token(Some(&session), Some(body)).await, 400, detail).await;
     }

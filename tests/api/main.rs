@@ -19,5 +19,6 @@ mod oidc_provider;
 mod providers;
 mod redis_store;
 mod reload;
+mod schema;
 mod tokens;
 mod vectors;

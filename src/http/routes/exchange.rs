@@ -32,18 +32,25 @@ const ROUTE: &str = "/oauth2/token";
 #[derive(Debug, ToSchema)]
 pub struct ExchangeForm {
     /// Always `urn:ietf:params:oauth:grant-type:token-exchange`.
-    #[schema(example = "urn:ietf:params:oauth:grant-type:token-exchange")]
+    #[schema(
+        example = "urn:ietf:params:oauth:grant-type:token-exchange",
+        pattern = "^urn:ietf:params:oauth:grant-type:token-exchange$"
+    )]
     pub grant_type: String,
     /// The app user's JWT: an ID token from your identity provider, or your app's session token.
     pub subject_token: String,
     /// `urn:ietf:params:oauth:token-type:jwt` or `urn:ietf:params:oauth:token-type:id_token`.
-    #[schema(example = "urn:ietf:params:oauth:token-type:id_token")]
+    #[schema(
+        example = "urn:ietf:params:oauth:token-type:id_token",
+        pattern = "^urn:ietf:params:oauth:token-type:(jwt|id_token)$"
+    )]
     pub subject_token_type: String,
     /// Grants, space-separated: `voice`, `video`, `video:room:<name>`, `chat`, `sync`,
     /// `task_router`. Left out: the policy's defaults.
-    #[schema(example = "video:room:standup chat")]
+    #[schema(example = "video:room:standup chat", nullable = false)]
     pub scope: Option<String>,
     /// If given, `urn:ietf:params:oauth:token-type:jwt` (a Twilio Access Token is a JWT).
+    #[schema(pattern = "^urn:ietf:params:oauth:token-type:jwt$", nullable = false)]
     pub requested_token_type: Option<String>,
 }
 

@@ -24,7 +24,7 @@ use crate::policy::{
         TaskRouterRequest, tokens::TokenResponse, exchange::ExchangeForm, exchange::ExchangeResponse, health::Status,
         Problem, OAuthErrorBody
     )),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &TokenBodyShape)
 )]
 pub struct ApiDoc;
 
@@ -34,6 +34,30 @@ impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+/// What the derive cannot say about the `POST /v1/tokens` body: it may be left out (empty, for the
+/// policy's defaults), though when present it is a `TokenRequest` object (utoipa's `Option<T>`
+/// would allow `null`); and `grants` names at least one grant (utoipa 5.5 writes
+/// `#[schema(min_properties)]` as `maxProperties`).
+struct TokenBodyShape;
+
+impl Modify for TokenBodyShape {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let grants = openapi.components.as_mut().and_then(|c| c.schemas.get_mut("RequestedGrants"));
+        if let Some(utoipa::openapi::RefOr::T(utoipa::openapi::schema::Schema::Object(grants))) = grants {
+            grants.min_properties = Some(1);
+        }
+        let body = openapi
+            .paths
+            .paths
+            .get_mut("/v1/tokens")
+            .and_then(|path| path.post.as_mut())
+            .and_then(|operation| operation.request_body.as_mut());
+        if let Some(body) = body {
+            body.required = Some(utoipa::openapi::Required::False);
+        }
     }
 }
 

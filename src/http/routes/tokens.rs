@@ -39,7 +39,7 @@ pub struct TokenResponse {
 #[utoipa::path(
     post,
     path = "/v1/tokens",
-    request_body(content = Option<TokenRequest>, description = "What to mint; an empty body asks for the policy's defaults"),
+    request_body(content = TokenRequest, description = "What to mint; an empty body asks for the policy's defaults"),
     responses(
         (status = 200, description = "Minted (sent with Cache-Control: no-store)", body = TokenResponse),
         (status = 400, description = "Malformed JSON or field", body = Problem, content_type = "application/problem+json"),
