@@ -50,6 +50,8 @@ pub struct Series {
     pub reloads: IntCounterVec,
     /// `tokenmint_token_mint_duration_seconds`: building and signing alone.
     pub mint_duration: Histogram,
+    /// `tokenmint_log_lines_dropped_total`: lines stdout did not take in time (`telemetry`).
+    log_lines_dropped: IntCounter,
 }
 
 impl Metrics {
@@ -109,6 +111,12 @@ impl Series {
         )
         .expect("valid metric");
         registry.register(Box::new(requests_shed.clone())).expect("registered once");
+        let log_lines_dropped = IntCounter::new(
+            "tokenmint_log_lines_dropped_total",
+            "Log lines dropped because stdout did not keep up (a stalled or closed log collector).",
+        )
+        .expect("valid metric");
+        registry.register(Box::new(log_lines_dropped.clone())).expect("registered once");
         let build_info =
             IntGaugeVec::new(Opts::new("tokenmint_build_info", "Always 1; labels name the build."), &["version"])
                 .expect("valid metric");
@@ -144,6 +152,7 @@ impl Series {
             denied,
             reloads,
             mint_duration,
+            log_lines_dropped,
         }
     }
 
@@ -154,6 +163,8 @@ impl Series {
 
     /// The Prometheus text exposition of every series.
     pub fn render(&self) -> String {
+        let dropped = crate::telemetry::dropped_log_lines();
+        self.log_lines_dropped.inc_by(dropped.saturating_sub(self.log_lines_dropped.get()));
         let mut buffer = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut buffer).expect("text encoding cannot fail");
         String::from_utf8(buffer).expect("the text format is UTF-8")

@@ -1,22 +1,65 @@
 //! Logging: one tracing subscriber for the process, JSON for collectors or pretty for people.
 //! The audit trail is the `audit` target: one event per minted token, never the token itself.
+//!
+//! Lines go to stdout through a bounded queue and a writer thread, so a log collector that
+//! stalls (a full pipe) or goes away (a closed one) never blocks a request: when the queue is
+//! full, lines are dropped and counted (`tokenmint_log_lines_dropped_total`).
 
+use std::sync::OnceLock;
+
+use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
+
+/// Lines waiting for stdout before new ones are dropped (a few MiB at most).
+const QUEUED_LINES: usize = 16_384;
+
+static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
+
+/// Log lines dropped because stdout did not keep up.
+pub fn dropped_log_lines() -> u64 {
+    DROPPED.get().map_or(0, |counter| counter.dropped_lines() as u64)
+}
+
+/// Flushes the queued lines when dropped: keep it until the process ends.
+#[must_use = "dropping the guard stops logging"]
+pub struct LogGuard(Option<WorkerGuard>);
+
+impl Drop for LogGuard {
+    /// Waits at most 1.5 s. The appender's own guard waits a second, then, when stdout is
+    /// stalled, `println!`s a complaint to that same stdout and blocks forever; so it is dropped
+    /// on a thread of its own, which the process exit ends.
+    fn drop(&mut self) {
+        let Some(guard) = self.0.take() else { return };
+        let (done, flushed) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(guard);
+            let _ = done.send(());
+        });
+        let _ = flushed.recv_timeout(std::time::Duration::from_millis(1500));
+    }
+}
 
 use crate::config::{LogFormat, LogSettings};
 
 /// Installs the global subscriber; call once, at start-up. `RUST_LOG` overrides the filter.
-pub fn init(log: &LogSettings) -> Result<(), String> {
+pub fn init(log: &LogSettings) -> Result<LogGuard, String> {
     let filter = match std::env::var("RUST_LOG") {
         Ok(directives) if !directives.is_empty() => EnvFilter::try_new(directives)
             .map_err(|e| format!("RUST_LOG is not a valid filter ({e}): fix it or unset it"))?,
         _ => EnvFilter::try_new(&log.filter)
             .map_err(|e| format!("log.filter is not a valid filter ({e}): use e.g. \"info\""))?,
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(QUEUED_LINES)
+        .thread_name("tokenmint-log")
+        .finish(std::io::stdout());
+    let _ = DROPPED.set(writer.error_counter());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     let installed = match log.format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init(),
         LogFormat::Pretty => builder.compact().try_init(),
     };
-    installed.map_err(|e| format!("logging could not start: {e}"))
+    installed.map_err(|e| format!("logging could not start: {e}"))?;
+    Ok(LogGuard(Some(guard)))
 }

@@ -10,6 +10,7 @@ mod deploy;
 mod drain;
 mod errors;
 mod exchange;
+mod faults;
 mod health;
 mod helpers;
 mod layers;
