@@ -6,7 +6,7 @@
 //! enumerations. Nothing derived from a raw path, an identity or a header becomes a label.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
 
@@ -52,6 +52,10 @@ pub struct Series {
     pub mint_duration: Histogram,
     /// `tokenmint_log_lines_dropped_total`: lines stdout did not take in time (`telemetry`).
     log_lines_dropped: IntCounter,
+    /// `tokenmint_open_connections`: both listeners together.
+    pub open_connections: IntGauge,
+    /// `tokenmint_connections_refused_total`: answered 503 and closed at `server.max_connections`.
+    pub connections_refused: IntCounter,
 }
 
 impl Metrics {
@@ -117,6 +121,16 @@ impl Series {
         )
         .expect("valid metric");
         registry.register(Box::new(log_lines_dropped.clone())).expect("registered once");
+        let open_connections =
+            IntGauge::new("tokenmint_open_connections", "Open client connections, both listeners together.")
+                .expect("valid metric");
+        registry.register(Box::new(open_connections.clone())).expect("registered once");
+        let connections_refused = IntCounter::new(
+            "tokenmint_connections_refused_total",
+            "Connections answered 503 and closed because a listener had server.max_connections open.",
+        )
+        .expect("valid metric");
+        registry.register(Box::new(connections_refused.clone())).expect("registered once");
         let build_info =
             IntGaugeVec::new(Opts::new("tokenmint_build_info", "Always 1; labels name the build."), &["version"])
                 .expect("valid metric");
@@ -153,6 +167,8 @@ impl Series {
             reloads,
             mint_duration,
             log_lines_dropped,
+            open_connections,
+            connections_refused,
         }
     }
 

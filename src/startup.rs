@@ -12,6 +12,7 @@ use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::config::env::EnvVars;
 use crate::credentials::{ACCOUNT_SID_VAR, API_KEY_VAR, CredentialVars, TwilioCredentials};
+use crate::http::server::{ConnectionLimits, serve};
 use crate::http::{App, AppState, Health, admin_router, api_router};
 use crate::metrics::Metrics;
 use crate::policy::Policy;
@@ -180,18 +181,19 @@ impl Application {
         let eviction = spawn_eviction(&self.state, self.settings.rate_limit.eviction_interval_secs);
         let key_refresh = self.state.authenticator.spawn_key_refresh();
         let server = &self.settings.server;
-        let public = crate::http::server::serve(
+        let limits = || ConnectionLimits {
+            header_read_timeout: server.header_read_timeout(),
+            max_connections: server.max_connections,
+        };
+        let metrics = &self.state.metrics;
+        let public = serve(
             self.public,
             api_router(self.state.clone(), server, &self.settings.cors),
-            server.header_read_timeout(),
+            limits(),
+            metrics.clone(),
             stopped(),
         );
-        let admin = crate::http::server::serve(
-            self.admin,
-            admin_router(self.state.clone(), server),
-            server.header_read_timeout(),
-            stopped(),
-        );
+        let admin = serve(self.admin, admin_router(self.state.clone(), server), limits(), metrics.clone(), stopped());
         tokio::join!(public, admin);
         eviction.abort();
         key_refresh.iter().for_each(tokio::task::JoinHandle::abort);

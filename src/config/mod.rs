@@ -59,6 +59,10 @@ pub struct ServerSettings {
     /// Requests handled at once; beyond it requests are refused at once with 503 (shed), not
     /// queued.
     pub max_concurrent_requests: usize,
+    /// Open connections per listener; a connection beyond it gets a 503 and is closed at once.
+    /// With HTTP/1 each connection has at most one request waiting, so this bounds the queue
+    /// (and so the latency) when the CPU, not the concurrency limit, is what runs out.
+    pub max_connections: usize,
     /// Peers (addresses or CIDR blocks) whose `Forwarded` / `X-Forwarded-For` is believed when
     /// finding the client IP; from anyone else the socket address is the client.
     #[serde(default)]
@@ -160,6 +164,7 @@ impl ServerSettings {
             ("server.request_timeout_ms", self.request_timeout_ms),
             ("server.header_read_timeout_ms", self.header_read_timeout_ms),
             ("server.max_concurrent_requests", self.max_concurrent_requests as u64),
+            ("server.max_connections", self.max_connections as u64),
         ] {
             if value == 0 {
                 problems.push(format!("{key} must be above 0"));

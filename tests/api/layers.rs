@@ -314,3 +314,38 @@ async fn two_hundred_clients_trickling_headers_are_all_cut_while_tokens_are_stil
         assert!(cut_after >= Duration::from_millis(900) && cut_after < Duration::from_secs(4), "{cut_after:?}");
     }
 }
+
+#[tokio::test]
+async fn beyond_the_connection_limit_a_connection_gets_503_at_once_until_slow_clients_are_cut() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(&[
+        ("TOKENMINT__SERVER__MAX_CONNECTIONS", "4"),
+        ("TOKENMINT__SERVER__HEADER_READ_TIMEOUT_MS", "1000"),
+    ])
+    .await;
+    // Four clients that send half a request head and stall hold every slot.
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        stream.write_all(b"GET /livez HTTP/1.1\r\n").await.unwrap();
+        stalled.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    let refused = app.client.get(app.url("/livez")).send().await.unwrap();
+    assert!(started.elapsed() < Duration::from_millis(500), "refused at once");
+    assert_eq!(header(&refused, "connection"), "close");
+    assert_eq!(header(&refused, "retry-after"), "1");
+    assert_problem(refused, 503, "too many open connections").await;
+    // The admin listener has slots of its own.
+    let metrics = app.client.get(app.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metric_value(&metrics, "tokenmint_connections_refused_total") >= 1.0);
+    assert!(metric_value(&metrics, "tokenmint_open_connections") >= 4.0);
+    // The header-read timeout cuts the stalled clients, and their slots serve again.
+    for mut stream in stalled {
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(3), stream.read_to_end(&mut rest)).await.expect("cut").unwrap();
+    }
+    let session = session_token("alice", &["user"]);
+    assert_eq!(app.post_token(Some(&session), None).await.status(), 200);
+}

@@ -17,6 +17,7 @@ mod layers;
 mod leaks;
 mod official_library;
 mod oidc_provider;
+mod overload;
 mod providers;
 mod redis_store;
 mod reload;
