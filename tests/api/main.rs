@@ -4,6 +4,7 @@
 mod accounts;
 mod browser;
 mod cli;
+mod clock;
 mod container;
 mod deny;
 mod deploy;
