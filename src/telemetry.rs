@@ -41,25 +41,35 @@ impl Drop for LogGuard {
 
 use crate::config::{LogFormat, LogSettings};
 
-/// Installs the global subscriber; call once, at start-up. `RUST_LOG` overrides the filter.
+/// Installs the global subscriber, writing to stdout; call once, at start-up.
 pub fn init(log: &LogSettings) -> Result<LogGuard, String> {
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(QUEUED_LINES)
+        .thread_name("tokenmint-log")
+        .finish(std::io::stdout());
+    let dropped = writer.error_counter();
+    install(log, writer)?;
+    let _ = DROPPED.set(dropped);
+    Ok(LogGuard(Some(guard)))
+}
+
+/// Installs the global subscriber `init` uses, writing to `writer` (the test suite gives it a
+/// file, for its leak sweep). `RUST_LOG` overrides the filter.
+pub fn install<W>(log: &LogSettings, writer: W) -> Result<(), String>
+where
+    W: for<'writer> tracing_subscriber::fmt::MakeWriter<'writer> + Send + Sync + 'static,
+{
     let filter = match std::env::var("RUST_LOG") {
         Ok(directives) if !directives.is_empty() => EnvFilter::try_new(directives)
             .map_err(|e| format!("RUST_LOG is not a valid filter ({e}): fix it or unset it"))?,
         _ => EnvFilter::try_new(&log.filter)
             .map_err(|e| format!("log.filter is not a valid filter ({e}): use e.g. \"info\""))?,
     };
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(true)
-        .buffered_lines_limit(QUEUED_LINES)
-        .thread_name("tokenmint-log")
-        .finish(std::io::stdout());
-    let _ = DROPPED.set(writer.error_counter());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     let installed = match log.format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init(),
         LogFormat::Pretty => builder.compact().try_init(),
     };
-    installed.map_err(|e| format!("logging could not start: {e}"))?;
-    Ok(LogGuard(Some(guard)))
+    installed.map_err(|e| format!("logging could not start: {e}"))
 }

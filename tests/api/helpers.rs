@@ -42,6 +42,7 @@ pub fn test_env() -> Vec<(String, String)> {
 
 pub struct TestApp {
     pub health: std::sync::Arc<tokenmint::http::Health>,
+    metrics: tokenmint::metrics::Metrics,
     pub addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub client: reqwest::Client,
@@ -69,19 +70,68 @@ pub async fn spawn_app_configured(extra_toml: &str, extra_env: &[(&str, &str)], 
     let file = std::env::temp_dir().join(format!("tokenmint-test-{}-{}.toml", std::process::id(), unique()));
     std::fs::write(&file, config).unwrap();
     let settings = Settings::load(Some(&file), false, &env).expect("test settings load");
+    log_in_process_to_sweep();
     let runtime = Runtime::assemble(settings, &env, false).expect("test runtime assembles");
     let app = Application::build(runtime).await.expect("binds");
     let (addr, admin_addr, health) = (app.public_addr(), app.admin_addr(), app.state().health.clone());
+    let metrics = app.state().metrics.clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
     }));
-    let test_app =
-        TestApp { health, addr, admin_addr, client: reqwest::Client::new(), shutdown: Some(tx), server: Some(server) };
+    let test_app = TestApp {
+        health,
+        metrics,
+        addr,
+        admin_addr,
+        client: reqwest::Client::new(),
+        shutdown: Some(tx),
+        server: Some(server),
+    };
     if wait_ready {
         test_app.wait_ready().await;
     }
     test_app
+}
+
+/// Where everything the suite's servers write is kept for the leak sweep
+/// (`leaks::the_whole_suite_wrote_no_secret_and_no_token`, run by scripts/test after the suite):
+/// in-process logs, each binary's output, every problem body and every app's final metrics.
+pub fn sweep_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("leak-sweep");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Appends `text` to the sweep file `name`.
+pub fn keep_for_sweep(name: &str, text: &str) {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(sweep_dir().join(name)).unwrap();
+    writeln!(file, "{text}").unwrap();
+}
+
+/// Installs tokenmint's own subscriber for the in-process apps, at debug level for tokenmint and
+/// its HTTP layers, writing JSON lines into the sweep directory.
+fn log_in_process_to_sweep() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(sweep_dir().join(format!("in-process-{}.log", std::process::id())))
+            .unwrap();
+        let log = tokenmint::config::LogSettings {
+            format: tokenmint::config::LogFormat::Json,
+            filter: "info,tokenmint=debug,tower_http=debug".into(),
+        };
+        tokenmint::telemetry::install(&log, std::sync::Mutex::new(file)).expect("the test subscriber installs");
+    });
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        keep_for_sweep("metrics.txt", &self.metrics.render());
+    }
 }
 
 /// A number not handed out before in this test process.
@@ -197,6 +247,7 @@ pub async fn assert_problem(response: reqwest::Response, status: u16, detail: &s
     assert_eq!(response.status(), status);
     assert_eq!(response.headers()["content-type"], "application/problem+json");
     let problem: Value = response.json().await.expect("problem body is JSON");
+    keep_for_sweep("problems.jsonl", &problem.to_string());
     assert_eq!(problem["status"], status);
     assert!(problem["type"].as_str().unwrap().starts_with("urn:tokenmint:problem:"));
     assert!(problem["title"].is_string());
@@ -215,6 +266,11 @@ pub fn binary() -> std::process::Command {
 /// Runs the binary to completion and returns (success, stdout, stderr).
 pub fn run_binary(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     let output = binary().args(args).envs(env.iter().copied()).output().expect("binary runs");
+    // `mint` prints a token on stdout: that is its job. Everything else is swept.
+    if args.first() != Some(&"mint") {
+        keep_for_sweep("commands.txt", &String::from_utf8_lossy(&output.stdout));
+    }
+    keep_for_sweep("commands.txt", &String::from_utf8_lossy(&output.stderr));
     (
         output.status.success(),
         String::from_utf8_lossy(&output.stdout).into(),
@@ -241,7 +297,7 @@ pub fn start_binary(name: &str, env: &[(String, String)]) -> RunningBinary {
 
 /// Starts a prepared `tokenmint serve` command and waits for its "listening" log line.
 pub fn start_command(name: &str, mut command: std::process::Command, env: &[(String, String)]) -> RunningBinary {
-    let dir = std::env::temp_dir().join(format!("tokenmint-test-{name}-{}", std::process::id()));
+    let dir = sweep_dir().join(format!("{name}-{}-{}", std::process::id(), unique()));
     std::fs::create_dir_all(&dir).unwrap();
     let (stdout_path, stderr_path) = (dir.join("stdout.log"), dir.join("stderr.log"));
     let mut child = command

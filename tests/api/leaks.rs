@@ -102,3 +102,71 @@ async fn no_secret_or_token_reaches_the_output_and_each_token_is_audited() {
         assert!(line["status"].is_u64() && line["route"].is_string() && line["latency_us"].is_u64(), "{line}");
     }
 }
+
+/// Strings from the suite's secrets (every test secret says `never-logged`; the rest are the
+/// ones chosen before that convention, and the backend API keys' prefix).
+const SECRET_MARKERS: [&str; 8] = [
+    "never-logged",
+    "tmk_test_",
+    "short-secret-value",
+    "wrong-secret",
+    "symmetric-secret-symmetric-secret",
+    "attacker-guess-secret",
+    "another-secret-of-sufficient-length",
+    "fake-secret-not-a-real-twilio",
+];
+
+/// A whole JWT (minted token, session, ID token) in `text`, if any: `eyJ…` base64url, a dot,
+/// `eyJ…`, a dot, and a signature.
+fn find_jwt(text: &str) -> Option<&str> {
+    let is_b64 = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    text.match_indices("eyJ").find_map(|(start, _)| {
+        let rest = &text[start..];
+        let parts: Vec<&str> = rest.splitn(4, '.').take(3).collect();
+        let whole = |part: &str| !part.is_empty() && part.chars().all(is_b64);
+        let signature_len = parts.get(2).map_or(0, |s| s.chars().take_while(|c| is_b64(*c)).count());
+        (parts.len() == 3 && whole(parts[0]) && parts[1].starts_with("eyJ") && whole(parts[1]) && signature_len >= 20)
+            .then(|| &rest[..parts[0].len() + parts[1].len() + signature_len + 2])
+    })
+}
+
+/// Run by scripts/test after the whole suite (`--ignored`): everything the suite's servers wrote
+/// at debug level (in-process logs, every binary's output, every problem body, every app's final
+/// metrics; see `helpers::sweep_dir`) holds no secret and no whole JWT.
+#[test]
+#[ignore = "run by scripts/test after the whole suite, over what it wrote"]
+fn the_whole_suite_wrote_no_secret_and_no_token() {
+    fn files(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() { files(&path, found) } else { found.push(path) }
+        }
+    }
+    let mut found = Vec::new();
+    files(&sweep_dir(), &mut found);
+    let mut lines = 0;
+    for path in &found {
+        let text = String::from_utf8_lossy(&std::fs::read(path).unwrap()).into_owned();
+        lines += text.lines().count();
+        for marker in SECRET_MARKERS {
+            if let Some(at) = text.find(marker) {
+                let line = text[..at].lines().count();
+                panic!("{} line {line} holds a secret ({marker}…)", path.display());
+            }
+        }
+        if let Some(jwt) = find_jwt(&text) {
+            panic!("{} holds a whole JWT: {}…", path.display(), &jwt[..24]);
+        }
+    }
+    println!("leak sweep: {} files, {lines} lines, no secret and no token", found.len());
+    assert!(found.len() >= 20 && lines > 10_000, "too little to sweep: run the whole suite first (scripts/test)");
+}
+
+#[test]
+fn the_sweep_finds_a_token_and_a_secret() {
+    let token = session_token("alice", &["user"]);
+    assert_eq!(find_jwt(&format!("{{\"x\":\"{token}\"}}")), Some(token.as_str()));
+    assert_eq!(find_jwt("eyJhbGciOi only a header"), None);
+    assert!(SECRET_MARKERS.iter().any(|m| API_SECRET.contains(m) && SESSION_SECRET.contains(m)));
+    assert!(SECRET_MARKERS.iter().any(|m| BACKEND_KEY.contains(m) && KIOSK_KEY.contains(m)));
+}
