@@ -443,3 +443,13 @@ impl Drop for RunningBinary {
         let _ = self.child.wait();
     }
 }
+
+/// The value of the first sample of `series` (a name with optional labels) in `text`.
+pub fn metric_value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find(|line| line.starts_with(series) && line[series.len()..].starts_with([' ', '{']))
+        .and_then(|line| line.rsplit(' ').next())
+        .unwrap_or_else(|| panic!("{series} not in metrics"))
+        .parse()
+        .unwrap()
+}

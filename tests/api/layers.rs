@@ -206,16 +206,6 @@ async fn cors_grants_the_allowed_origin_only() {
     assert!(header(&response, "vary").to_lowercase().contains("origin"));
 }
 
-/// The value of the first sample of `series` (a name with optional labels) in `text`.
-fn metric_value(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find(|line| line.starts_with(series) && line[series.len()..].starts_with([' ', '{']))
-        .and_then(|line| line.rsplit(' ').next())
-        .unwrap_or_else(|| panic!("{series} not in metrics"))
-        .parse()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn metrics_move_as_requests_flow_and_labels_stay_bounded() {
     let app = spawn_app().await;

@@ -51,6 +51,8 @@ fn rsa_a() -> TestKey {
 struct Served {
     keys: RwLock<Vec<Value>>,
     failing: AtomicBool,
+    /// When set, this body with status 200 instead of the key set.
+    garbage: RwLock<Option<&'static str>>,
     /// Milliseconds to wait before answering.
     delay_ms: AtomicUsize,
     /// Bytes of padding added to the key set (to exceed the size cap).
@@ -97,6 +99,9 @@ async fn jwks(State(served): State<Arc<Served>>) -> axum::response::Response {
     tokio::time::sleep(Duration::from_millis(served.delay_ms.load(Ordering::SeqCst) as u64)).await;
     if served.failing.load(Ordering::SeqCst) {
         return (StatusCode::INTERNAL_SERVER_ERROR, "garbage, not JSON").into_response();
+    }
+    if let Some(body) = *served.garbage.read().unwrap() {
+        return ([(header::CONTENT_TYPE, "application/json")], body).into_response();
     }
     let body =
         json!({"keys": *served.keys.read().unwrap(), "padding": "x".repeat(served.padding.load(Ordering::SeqCst))});
@@ -316,6 +321,76 @@ async fn minting_goes_on_from_cached_keys_while_the_provider_is_down() {
     );
     let metrics = app.client.get(app.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(!metrics.contains("tokenmint_jwks_fetches_total{result=\"error\"} 0"), "failed fetches are counted");
+}
+
+/// One way for the provider to fail, applied to what it serves.
+type Misbehaviour = dyn Fn(&Served);
+
+/// Eight seconds of a provider that is down, slow or serving garbage in every way we know,
+/// changing each second while its keys are refetched each second: every one of a steady stream
+/// of fresh tokens (so none comes from the verified-token cache) is minted from the last good
+/// keys, readiness stays up, and once the provider is back a rotated key is picked up.
+#[tokio::test]
+async fn a_long_provider_outage_of_every_kind_costs_no_token() {
+    let (rsa, rotated) = (rsa_a(), key("rsa-b.pem", Algorithm::RS256, "rsa-b"));
+    let idp = JwksServer::start(&[&rsa]).await;
+    let extra = format!(
+        "jwks_uri = \"{}/jwks.json\"\nrefresh_min_secs = 1\nrefresh_max_secs = 1\nfetch_timeout_ms = 300\nunknown_kid_refetch_secs = 1",
+        idp.base
+    );
+    let app = spawn_app_configured(&provider_toml(&idp.base, &extra), &[], true).await;
+    let outage: [(&str, &Misbehaviour); 8] = [
+        ("500 with a non-JSON body", &|s| s.failing.store(true, Ordering::SeqCst)),
+        ("200 with HTML", &|s| *s.garbage.write().unwrap() = Some("<html>Bad gateway</html>")),
+        ("truncated JSON", &|s| *s.garbage.write().unwrap() = Some(r#"{"keys": [{"kty": "RSA", "n": "#)),
+        ("keys not an array", &|s| *s.garbage.write().unwrap() = Some(r#"{"keys": "none"}"#)),
+        ("an empty key set", &|s| *s.garbage.write().unwrap() = Some(r#"{"keys": []}"#)),
+        ("only unusable keys", &|s| {
+            *s.garbage.write().unwrap() = Some(r#"{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}"#)
+        }),
+        ("slower than the fetch timeout", &|s| s.delay_ms.store(2_000, Ordering::SeqCst)),
+        ("the JSON null", &|s| *s.garbage.write().unwrap() = Some("null")),
+    ];
+    let errors_before = metric_value(
+        &app.client.get(app.admin_url("/metrics")).send().await.unwrap().text().await.unwrap(),
+        "tokenmint_jwks_fetches_total{result=\"error\"}",
+    );
+    let mut minted = 0;
+    for (what, misbehave) in outage {
+        idp.served.failing.store(false, Ordering::SeqCst);
+        idp.served.delay_ms.store(0, Ordering::SeqCst);
+        *idp.served.garbage.write().unwrap() = None;
+        misbehave(&idp.served);
+        let stretch = Instant::now();
+        while stretch.elapsed() < Duration::from_secs(1) {
+            let token = sign(&rsa, &claims(&idp.base, &format!("user-{minted}")));
+            let response = app.post_token(Some(&token), None).await;
+            assert_eq!(response.status(), 200, "while the provider serves {what}");
+            minted += 1;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let ready = app.client.get(app.admin_url("/readyz")).send().await.unwrap().status();
+        assert_eq!(ready, 200, "readiness while the provider serves {what}");
+    }
+    let metrics = app.client.get(app.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let errors = metric_value(&metrics, "tokenmint_jwks_fetches_total{result=\"error\"}") - errors_before;
+    assert!(errors >= 4.0, "the failed fetches are counted: {errors}");
+    // Back, with the key rotated: a token signed with the new key names an unknown kid, which
+    // brings a refetch.
+    idp.served.failing.store(false, Ordering::SeqCst);
+    idp.served.delay_ms.store(0, Ordering::SeqCst);
+    *idp.served.garbage.write().unwrap() = None;
+    idp.served.set(&[&rotated]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let response = app.post_token(Some(&sign(&rotated, &claims(&idp.base, "after"))), None).await;
+        if response.status() == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the rotated key was never picked up");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!("provider outage: {minted} tokens minted over 8 kinds of failure, {errors} failed fetches counted");
 }
 
 #[tokio::test]
