@@ -137,6 +137,22 @@ async fn a_bad_new_key_is_refused_and_the_old_one_keeps_signing() {
     assert_eq!(iss, KEY_SID);
     verify_token(&token, API_SECRET);
 
+    // Files cut short in place, as by a writer that crashed: a half key SID, then an empty
+    // secret. Each change is noticed and refused; the good key keeps signing.
+    let failures = || metric(&client, &running, "tokenmint_reloads_total{result=\"failure\",trigger=\"file_change\"}");
+    for (file, content) in [("api_key", &KEY_SID[..12]), ("api_secret", "")] {
+        let before = failures().await;
+        std::fs::write(mount.dir.join(file), content).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while failures().await <= before {
+            assert!(Instant::now() < deadline, "the truncated {file} was not refused");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (iss, token) = mint_iss(&client, running.addr).await;
+        assert_eq!(iss, KEY_SID, "the good key keeps signing after a truncated {file}");
+        verify_token(&token, API_SECRET);
+    }
+
     // An Account SID where the API key belongs: refused, by the watcher and again on SIGHUP.
     mount.update(ACCOUNT_SID, KEY_B.1);
     running.wait_for_output("reload refused").await;
