@@ -70,13 +70,21 @@ impl Default for Series {
     }
 }
 
+/// `metric`, registered in `registry`.
+fn registered<M: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: prometheus::Result<M>,
+) -> M {
+    let metric = metric.expect("valid metric");
+    registry.register(Box::new(metric.clone())).expect("registered once");
+    metric
+}
+
 impl Series {
     fn new() -> Self {
         let registry = Registry::new();
         let counter = |name: &str, help: &str, labels: &[&str]| {
-            let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry.register(Box::new(metric.clone())).expect("registered once");
-            metric
+            registered(&registry, IntCounterVec::new(Opts::new(name, help), labels))
         };
         let http_requests = counter(
             "tokenmint_http_requests_total",
@@ -93,49 +101,54 @@ impl Series {
             "Reloads of the credentials and policy, by trigger and result.",
             &["trigger", "result"],
         );
-        let http_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "tokenmint_http_request_duration_seconds",
-                "HTTP request latency by route template, method and status.",
-            )
-            .buckets(LATENCY_BUCKETS_SECONDS.to_vec()),
-            &["route", "method", "status"],
-        )
-        .expect("valid metric");
-        registry.register(Box::new(http_duration.clone())).expect("registered once");
-        let mint_duration = Histogram::with_opts(
-            HistogramOpts::new("tokenmint_token_mint_duration_seconds", "Time to build and sign one token.")
-                .buckets(vec![0.000_002, 0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_5, 0.001]),
-        )
-        .expect("valid metric");
-        registry.register(Box::new(mint_duration.clone())).expect("registered once");
-        let requests_shed = IntCounter::new(
-            "tokenmint_requests_shed_total",
-            "Requests refused at once with 503 because the concurrency limit was reached.",
-        )
-        .expect("valid metric");
-        registry.register(Box::new(requests_shed.clone())).expect("registered once");
-        let log_lines_dropped = IntCounter::new(
-            "tokenmint_log_lines_dropped_total",
-            "Log lines dropped because stdout did not keep up (a stalled or closed log collector).",
-        )
-        .expect("valid metric");
-        registry.register(Box::new(log_lines_dropped.clone())).expect("registered once");
-        let open_connections =
-            IntGauge::new("tokenmint_open_connections", "Open client connections, both listeners together.")
-                .expect("valid metric");
-        registry.register(Box::new(open_connections.clone())).expect("registered once");
-        let connections_refused = IntCounter::new(
-            "tokenmint_connections_refused_total",
-            "Connections answered 503 and closed because a listener had server.max_connections open.",
-        )
-        .expect("valid metric");
-        registry.register(Box::new(connections_refused.clone())).expect("registered once");
-        let build_info =
-            IntGaugeVec::new(Opts::new("tokenmint_build_info", "Always 1; labels name the build."), &["version"])
-                .expect("valid metric");
+        let http_duration = registered(
+            &registry,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "tokenmint_http_request_duration_seconds",
+                    "HTTP request latency by route template, method and status.",
+                )
+                .buckets(LATENCY_BUCKETS_SECONDS.to_vec()),
+                &["route", "method", "status"],
+            ),
+        );
+        let mint_duration = registered(
+            &registry,
+            Histogram::with_opts(
+                HistogramOpts::new("tokenmint_token_mint_duration_seconds", "Time to build and sign one token.")
+                    .buckets(vec![0.000_002, 0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_5, 0.001]),
+            ),
+        );
+        let requests_shed = registered(
+            &registry,
+            IntCounter::new(
+                "tokenmint_requests_shed_total",
+                "Requests refused at once with 503 because the concurrency limit was reached.",
+            ),
+        );
+        let log_lines_dropped = registered(
+            &registry,
+            IntCounter::new(
+                "tokenmint_log_lines_dropped_total",
+                "Log lines dropped because stdout did not keep up (a stalled or closed log collector).",
+            ),
+        );
+        let open_connections = registered(
+            &registry,
+            IntGauge::new("tokenmint_open_connections", "Open client connections, both listeners together."),
+        );
+        let connections_refused = registered(
+            &registry,
+            IntCounter::new(
+                "tokenmint_connections_refused_total",
+                "Connections answered 503 and closed because a listener had server.max_connections open.",
+            ),
+        );
+        let build_info = registered(
+            &registry,
+            IntGaugeVec::new(Opts::new("tokenmint_build_info", "Always 1; labels name the build."), &["version"]),
+        );
         build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
-        registry.register(Box::new(build_info)).expect("registered once");
         #[cfg(target_os = "linux")]
         registry
             .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
