@@ -1,16 +1,16 @@
 """Writes the seed corpus (fuzz/seeds/<target>/). Run once with PyJWT: .venv/bin/python fuzz/seeds/make.py
-The tokens in it are signed with the fuzz harness's fake secrets (fuzz/src/lib.rs) and the
+The tokens in it are signed with the test suite's fake secrets (fuzz/src/lib.rs) and the
 test-only key tests/fixtures/keys/rsa-a.pem, and expire in 2036."""
 import json, pathlib, jwt
 
 HERE = pathlib.Path(__file__).parent
 ROOT = HERE.parent.parent
-SESSION_SECRET = "fuzz-session-secret-must-never-show-77d0a1"
+SESSION_SECRET = "test-session-secret-never-logged-0123456789"
 IAT, EXP = 1_795_000_000, 2_100_000_000
 
 
 def session(sub, **extra):
-    claims = {"iss": "https://app.fuzz", "aud": "tokenmint-fuzz", "sub": sub, "iat": IAT, "exp": EXP, **extra}
+    claims = {"iss": "https://app.test", "aud": "tokenmint-test", "sub": sub, "iat": IAT, "exp": EXP, **extra}
     return jwt.encode(claims, SESSION_SECRET, algorithm="HS256")
 
 
@@ -59,16 +59,16 @@ for name, value in {
     "session": "Bearer " + session("alice", roles=["user"]),
     "session-default-roles": "bearer  " + session("dave") + "  ",
     "session-no-rule": "Bearer " + session("eve", roles=["auditor"]),
-    "session-expired": "Bearer " + jwt.encode({"iss": "https://app.fuzz", "aud": "tokenmint-fuzz", "sub": "old",
+    "session-expired": "Bearer " + jwt.encode({"iss": "https://app.test", "aud": "tokenmint-test", "sub": "old",
                                                "iat": 1, "exp": 2}, SESSION_SECRET, algorithm="HS256"),
-    "session-none-alg": "Bearer " + jwt.encode({"iss": "https://app.fuzz", "sub": "x"}, None, algorithm="none"),
+    "session-none-alg": "Bearer " + jwt.encode({"iss": "https://app.test", "sub": "x"}, None, algorithm="none"),
     "provider": "Bearer " + provider("acme", "bob"),
     "provider-no-org": "Bearer " + jwt.encode({"iss": "https://idp.fuzz", "aud": "tokenmint-fuzz", "sub": "x",
                                                "exp": EXP}, (ROOT / "tests/fixtures/keys/rsa-a.pem").read_text(),
                                               algorithm="RS256"),
-    "api-key": "Bearer tmk_fuzz_backend_0123456789abcdef",
-    "api-key-kiosk": "BEARER tmk_fuzz_kiosk_0123456789abcdef",
-    "api-key-wrong": "Bearer tmk_fuzz_backend_0123456789abcdeg",
+    "api-key": "Bearer tmk_test_backend_0123456789abcdef",
+    "api-key-kiosk": "BEARER tmk_test_kiosk_0123456789abcdef",
+    "api-key-wrong": "Bearer tmk_test_backend_0123456789abcdeg",
     "basic": "Basic dXNlcjpwYXNz",
     "empty-bearer": "Bearer ",
     "three-dots": "Bearer a.b.c",

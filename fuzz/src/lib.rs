@@ -20,97 +20,49 @@ use tokenmint::config::env::EnvVars;
 use tokenmint::startup::Runtime;
 use tower::ServiceExt;
 
+// The test suite's fake credentials (tests/api/helpers.rs), for config/test.toml.
 pub const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
 pub const KEY_SID: &str = "SKfedcba9876543210fedcba9876543210";
-pub const API_SECRET: &str = "fuzz-api-secret-must-never-show-5c1e";
-pub const SESSION_SECRET: &str = "fuzz-session-secret-must-never-show-77d0a1";
-pub const BACKEND_KEY: &str = "tmk_fuzz_backend_0123456789abcdef";
-pub const KIOSK_KEY: &str = "tmk_fuzz_kiosk_0123456789abcdef";
+pub const API_SECRET: &str = "test-api-secret-never-logged-7f3a";
+pub const SESSION_SECRET: &str = "test-session-secret-never-logged-0123456789";
+const SESSION_ISSUER: &str = "https://app.test";
+const SESSION_AUDIENCE: &str = "tokenmint-test";
+pub const BACKEND_KEY: &str = "tmk_test_backend_0123456789abcdef";
+pub const KIOSK_KEY: &str = "tmk_test_kiosk_0123456789abcdef";
 /// Signs the provider tokens the seeds carry (`tests/fixtures/keys`, test-only keys).
 pub const PROVIDER_PRIVATE_PEM: &str = include_str!("../../tests/fixtures/keys/rsa-a.pem");
 const PROVIDER_PUBLIC_PEM: &str = include_str!("../../tests/fixtures/keys/rsa-a.pub.pem");
 pub const PROVIDER_ISSUER: &str = "https://idp.fuzz";
+const PROVIDER_AUDIENCE: &str = "tokenmint-fuzz";
 
-/// The service's configuration: the test suite's rules, limits high enough that the fuzzer's
-/// millions of requests are not all 429s, and an identity provider with an inline key.
+/// The service's configuration: the test suite's (`config/test.toml`: its sessions, API keys
+/// and policy rules), with an identity provider whose key is given inline.
 fn config() -> String {
     format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-
-[rate_limit]
-per_ip = {{ per_minute = 1000000000, burst = 1000000000 }}
-per_identity = {{ per_minute = 1000000000, burst = 1000000000 }}
-
-[[auth.sessions]]
-issuer = "https://app.fuzz"
-audiences = ["tokenmint-fuzz"]
-secret_env = "FUZZ_SESSION_SECRET"
-default_roles = ["user"]
-
+        r#"{}
 [[auth.providers]]
 issuer = "{PROVIDER_ISSUER}"
-audiences = ["tokenmint-fuzz"]
+audiences = ["{PROVIDER_AUDIENCE}"]
 public_key_pem = """{PROVIDER_PUBLIC_PEM}"""
 tenant_claim = "org"
 identity_template = "{{org}}:{{sub}}"
-
-[[auth.api_keys]]
-name = "backend"
-sha256 = "{backend}"
-roles = ["backend"]
-act_as = true
-
-[[auth.api_keys]]
-name = "kiosk"
-sha256 = "{kiosk}"
-roles = ["kiosk"]
-
-[[policy.rules]]
-name = "users"
-roles = ["user"]
-max_ttl_secs = 3600
-defaults = ["video", "chat"]
-video = {{ rooms = ["standup", "user-{{identity}}", "team-*"], default_room = "user-{{identity}}" }}
-voice = {{ incoming = true, application_sid = "AP11111111111111111111111111111111", push_credential_sid = "*" }}
-chat = {{ service_sid = "IS33333333333333333333333333333333", push_credential_sid = "*" }}
-sync = {{ service_sid = "IS44444444444444444444444444444444" }}
-
-[[policy.rules]]
-name = "backend"
-roles = ["backend"]
-max_ttl_secs = 86400
-video = {{ rooms = ["*"] }}
-voice = {{ incoming = true, application_sid = "AP11111111111111111111111111111111", outgoing_params = true }}
-chat = {{ service_sid = "IS33333333333333333333333333333333", deployment_role_sid = "*" }}
-sync = {{ service_sid = "IS44444444444444444444444444444444" }}
-task_router = {{ workspace_sid = "WS66666666666666666666666666666666", worker_sid = "*", role = "worker" }}
-
-[[policy.rules]]
-name = "kiosk"
-roles = ["kiosk"]
-max_ttl_secs = 300
-video = {{ rooms = ["lobby"], default_room = "lobby" }}
 "#,
-        backend = sha256_hex(BACKEND_KEY),
-        kiosk = sha256_hex(KIOSK_KEY),
+        include_str!("../../config/test.toml")
     )
 }
 
-fn sha256_hex(text: &str) -> String {
-    use sha2::Digest;
-    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The environment the fuzzed service reads its secrets from.
+/// The environment the fuzzed service reads its secrets from, and rate limits high enough that
+/// the fuzzer's millions of requests are not all 429s.
 pub fn env() -> EnvVars {
     [
         ("TWILIO_ACCOUNT_SID", ACCOUNT_SID),
         ("TWILIO_API_KEY", KEY_SID),
         ("TWILIO_API_SECRET", API_SECRET),
-        ("FUZZ_SESSION_SECRET", SESSION_SECRET),
+        ("TEST_SESSION_SECRET", SESSION_SECRET),
+        ("TOKENMINT__RATE_LIMIT__PER_IP__PER_MINUTE", "1000000000"),
+        ("TOKENMINT__RATE_LIMIT__PER_IP__BURST", "1000000000"),
+        ("TOKENMINT__RATE_LIMIT__PER_IDENTITY__PER_MINUTE", "1000000000"),
+        ("TOKENMINT__RATE_LIMIT__PER_IDENTITY__BURST", "1000000000"),
     ]
     .into_iter()
     .collect()
@@ -188,15 +140,15 @@ pub fn holder(credential: &str) -> Option<Holder> {
             grants: &["video"],
         });
     }
-    let verify = |issuer: &str, algorithm, key: &jsonwebtoken::DecodingKey| {
+    let verify = |issuer: &str, audience: &str, algorithm, key: &jsonwebtoken::DecodingKey| {
         let mut validation = jsonwebtoken::Validation::new(algorithm);
-        validation.set_audience(&["tokenmint-fuzz"]);
+        validation.set_audience(&[audience]);
         validation.set_issuer(&[issuer]);
         validation.leeway = 0;
         jsonwebtoken::decode::<Value>(credential, key, &validation).ok().map(|data| data.claims)
     };
     let session_key = jsonwebtoken::DecodingKey::from_secret(SESSION_SECRET.as_bytes());
-    if let Some(claims) = verify("https://app.fuzz", jsonwebtoken::Algorithm::HS256, &session_key) {
+    if let Some(claims) = verify(SESSION_ISSUER, SESSION_AUDIENCE, jsonwebtoken::Algorithm::HS256, &session_key) {
         let identity = claims["sub"].as_str()?.to_owned();
         let is_user = match claims.get("roles") {
             None => true,
@@ -209,7 +161,7 @@ pub fn holder(credential: &str) -> Option<Holder> {
         });
     }
     let provider_key = jsonwebtoken::DecodingKey::from_rsa_pem(PROVIDER_PUBLIC_PEM.as_bytes()).unwrap();
-    let claims = verify(PROVIDER_ISSUER, jsonwebtoken::Algorithm::RS256, &provider_key)?;
+    let claims = verify(PROVIDER_ISSUER, PROVIDER_AUDIENCE, jsonwebtoken::Algorithm::RS256, &provider_key)?;
     Some(user(format!("{}:{}", claims["org"].as_str()?, claims["sub"].as_str()?)))
 }
 
@@ -217,7 +169,7 @@ pub fn holder(credential: &str) -> Option<Holder> {
 pub fn provider_token(org: &str, sub: &str) -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let claims = serde_json::json!({
-        "iss": PROVIDER_ISSUER, "aud": "tokenmint-fuzz", "sub": sub, "org": org,
+        "iss": PROVIDER_ISSUER, "aud": PROVIDER_AUDIENCE, "sub": sub, "org": org,
         "roles": ["user"], "iat": now, "exp": now + 10 * 365 * 86_400,
     });
     let key = jsonwebtoken::EncodingKey::from_rsa_pem(PROVIDER_PRIVATE_PEM.as_bytes()).expect("the fixture key");
