@@ -39,6 +39,10 @@ pub async fn serve(
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).keep_alive(true);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    // Refusals take a moment each (see `refuse`); beyond as many at once as there are slots (at
+    // least 1024), a connection is closed without a word, so a flood cannot turn refusals into a
+    // file-descriptor exhaustion.
+    let refusals = Arc::new(Semaphore::new(limits.max_connections.max(1024)));
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -55,7 +59,12 @@ pub async fn serve(
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             metrics.connections_refused.inc();
-            tokio::spawn(refuse(stream));
+            if let Ok(refusing) = refusals.clone().try_acquire_owned() {
+                tokio::spawn(async move {
+                    refuse(stream).await;
+                    drop(refusing);
+                });
+            }
             continue;
         };
         let _ = stream.set_nodelay(true);
