@@ -339,3 +339,20 @@ async fn beyond_the_connection_limit_a_connection_gets_503_at_once_until_slow_cl
     let session = session_token("alice", &["user"]);
     assert_eq!(app.post_token(Some(&session), None).await.status(), 200);
 }
+
+/// The README's advice to load balancers rests on this: hyper's header-read timer also runs while
+/// a keep-alive connection waits for its next request.
+#[tokio::test]
+async fn an_idle_keep_alive_connection_is_closed_after_the_header_read_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(&[("TOKENMINT__SERVER__HEADER_READ_TIMEOUT_MS", "300")]).await;
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    stream.write_all(b"GET /livez HTTP/1.1\r\nHost: t\r\n\r\n").await.unwrap();
+    let mut answer = [0; 1024];
+    let n = stream.read(&mut answer).await.unwrap();
+    assert!(answer[..n].starts_with(b"HTTP/1.1 200"));
+    let idle = Instant::now();
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await.expect("closed").unwrap();
+    assert!(idle.elapsed() >= Duration::from_millis(250), "closed after {:?}", idle.elapsed());
+}
