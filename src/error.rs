@@ -14,7 +14,7 @@ use crate::policy::PolicyError;
 use crate::token::TokenError;
 
 /// Seconds a client should wait before retrying a 503.
-const RETRY_AFTER_SECS: &str = "1";
+pub(crate) const RETRY_AFTER_SECS: &str = "1";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -141,13 +141,7 @@ impl IntoResponse for ApiError {
         if let Self::Internal(detail) = &self {
             tracing::error!(%detail, "internal error");
         }
-        let problem = Problem {
-            problem_type: format!("urn:tokenmint:problem:{}", self.slug()),
-            title: status.canonical_reason().unwrap_or("Error").to_owned(),
-            status: status.as_u16(),
-            detail: self.detail(),
-        };
-        let body = serde_json::to_vec(&problem).expect("a problem document always serializes");
+        let body = serde_json::to_vec(&self.problem()).expect("a problem document always serializes");
         let mut response =
             (status, [(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"))], body)
                 .into_response();
@@ -166,6 +160,17 @@ impl IntoResponse for ApiError {
 }
 
 impl ApiError {
+    /// The problem document this error is answered with.
+    pub(crate) fn problem(&self) -> Problem {
+        let status = self.status();
+        Problem {
+            problem_type: format!("urn:tokenmint:problem:{}", self.slug()),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: self.detail(),
+        }
+    }
+
     /// `Retry-After` on a 503, and with the rate-limit fields on a 429.
     fn with_retry_headers(&self, mut response: Response) -> Response {
         let headers = response.headers_mut();

@@ -10,6 +10,8 @@ use std::sync::OnceLock;
 use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
+use crate::config::{LogFormat, LogSettings};
+
 /// Lines waiting for stdout before new ones are dropped (a few MiB at most).
 const QUEUED_LINES: usize = 16_384;
 
@@ -38,8 +40,6 @@ impl Drop for LogGuard {
         let _ = flushed.recv_timeout(std::time::Duration::from_millis(1500));
     }
 }
-
-use crate::config::{LogFormat, LogSettings};
 
 /// Installs the global subscriber, writing to stdout; call once, at start-up.
 pub fn init(log: &LogSettings) -> Result<LogGuard, String> {

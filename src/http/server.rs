@@ -19,6 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
+use crate::error::{ApiError, RETRY_AFTER_SECS};
 use crate::metrics::Metrics;
 
 /// How each connection is bounded.
@@ -88,11 +89,14 @@ pub async fn serve(
     graceful.shutdown().await;
 }
 
-/// What a connection beyond `server.max_connections` gets, whatever it asked.
+/// What a connection beyond `server.max_connections` gets, whatever it asked: written before
+/// hyper has the connection, so as bytes, with the same problem document and headers as every
+/// other 503.
 static REFUSAL: LazyLock<Vec<u8>> = LazyLock::new(|| {
-    let body = r#"{"type":"urn:tokenmint:problem:unavailable","title":"Service Unavailable","status":503,"detail":"too many open connections: retry shortly"}"#;
+    let problem = ApiError::Unavailable("too many open connections: retry shortly").problem();
+    let body = serde_json::to_string(&problem).expect("a problem document always serializes");
     format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\nretry-after: 1\r\ncache-control: no-store\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\nretry-after: {RETRY_AFTER_SECS}\r\ncache-control: no-store\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
     )
     .into_bytes()
