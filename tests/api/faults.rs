@@ -59,8 +59,7 @@ async fn mint_many(addr: SocketAddr, count: usize) {
 /// The process is still alive and stops cleanly on SIGTERM.
 async fn stop(mut child: Child) {
     assert!(child.try_wait().unwrap().is_none(), "the server died");
-    let status = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
+    send_signal(child.id(), "TERM");
     let exited = tokio::task::spawn_blocking(move || child.wait().unwrap());
     let status = tokio::time::timeout(std::time::Duration::from_secs(20), exited).await.expect("exits").unwrap();
     assert!(status.success(), "exit status {status}");

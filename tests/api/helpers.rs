@@ -278,6 +278,12 @@ pub fn run_binary(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String)
     )
 }
 
+/// Sends `signal` (`TERM`, `HUP`, …) to process `pid` with kill(1).
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill").args([&format!("-{signal}"), &pid.to_string()]).status().unwrap();
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
 /// A running `tokenmint serve`, its output captured in files.
 pub struct RunningBinary {
     pub child: std::process::Child,
@@ -326,11 +332,7 @@ pub fn start_command(name: &str, mut command: std::process::Command, env: &[(Str
 
 impl RunningBinary {
     pub fn signal(&self, signal: &str) {
-        let status = std::process::Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
+        send_signal(self.child.id(), signal);
     }
 
     /// Sends SIGTERM and waits (bounded) for a clean exit; returns everything it printed.
