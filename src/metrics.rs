@@ -48,6 +48,10 @@ pub struct Series {
     /// `tokenmint_reloads_total{trigger,result}`: credentials and policy re-read on `sighup` or
     /// `file_change`; `success`, or `failure` (the running ones kept).
     pub reloads: IntCounterVec,
+    /// `tokenmint_reloader_running`: 1 while the reloader watches for SIGHUP and file changes.
+    pub reloader_running: IntGauge,
+    /// `tokenmint_reloader_restarts_total`: the reloader's loop died and was started again.
+    pub reloader_restarts: IntCounter,
     /// `tokenmint_token_mint_duration_seconds`: building and signing alone.
     pub mint_duration: Histogram,
     /// `tokenmint_log_lines_dropped_total`: lines stdout did not take in time (`telemetry`).
@@ -144,6 +148,20 @@ impl Series {
                 "Connections answered 503 and closed because a listener had server.max_connections open.",
             ),
         );
+        let reloader_running = registered(
+            &registry,
+            IntGauge::new(
+                "tokenmint_reloader_running",
+                "1 while the reloader applies SIGHUP and file changes; 0 when it is not running.",
+            ),
+        );
+        let reloader_restarts = registered(
+            &registry,
+            IntCounter::new(
+                "tokenmint_reloader_restarts_total",
+                "Times the reloader's loop died and was started again.",
+            ),
+        );
         let build_info = registered(
             &registry,
             IntGaugeVec::new(Opts::new("tokenmint_build_info", "Always 1; labels name the build."), &["version"]),
@@ -178,6 +196,8 @@ impl Series {
             requests_shed,
             denied,
             reloads,
+            reloader_running,
+            reloader_restarts,
             mint_duration,
             log_lines_dropped,
             open_connections,

@@ -67,37 +67,95 @@ impl Reloader {
         Self { source, placeholder, watched, watch_interval: runtime.settings.reload.watch_interval() }
     }
 
-    /// Reloads on SIGHUP and on file changes, for as long as the process runs.
+    /// Reloads on SIGHUP and on file changes, for as long as the process runs. A reload that
+    /// fails in any way, a panic included, is counted and logged and the reloader goes on; should
+    /// the watch loop itself ever die, it is counted, logged and started again. While it runs,
+    /// `tokenmint_reloader_running` is 1 and the admin `/readyz` says `reloader: running`.
     pub fn spawn(self, state: AppState) -> std::io::Result<tokio::task::JoinHandle<()>> {
         #[cfg(unix)]
-        let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        let first = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+        #[cfg(not(unix))]
+        let first = ();
+        let reloader = Arc::new(self);
         Ok(tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(self.watch_interval.unwrap_or(Duration::from_secs(3600)));
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut applied = self.fingerprint();
-            let mut last_seen = applied;
+            let mut hangups = Some(first);
             loop {
-                #[cfg(unix)]
-                let hangup = hangups.recv();
-                #[cfg(not(unix))]
-                let hangup = std::future::pending::<Option<()>>();
-                tokio::select! {
-                    _ = hangup => {
-                        applied = self.fingerprint();
-                        last_seen = applied;
-                        self.apply(&state, Trigger::Signal);
+                let running = Running::start(&state);
+                let watch = tokio::spawn(reloader.clone().watch(state.clone(), hangups.take()));
+                let ended = watch.await;
+                drop(running);
+                match ended {
+                    Err(e) if e.is_panic() => {
+                        state.metrics.reloader_restarts.inc();
+                        tracing::error!("the reloader stopped unexpectedly; starting it again");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
                     }
-                    _ = ticker.tick(), if self.watch_interval.is_some() => {
-                        let seen = self.fingerprint();
-                        if seen != applied && seen == last_seen {
-                            applied = seen;
-                            self.apply(&state, Trigger::FileChange);
-                        }
-                        last_seen = seen;
+                    Err(_) => return,
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "the reloader cannot listen for SIGHUP; configuration changes are no longer applied");
+                        return;
                     }
+                    Ok(Ok(())) => return,
                 }
             }
         }))
+    }
+
+    /// The watch loop: SIGHUP, and the watched files polled every interval.
+    #[cfg(unix)]
+    async fn watch(
+        self: Arc<Self>,
+        state: AppState,
+        hangups: Option<tokio::signal::unix::Signal>,
+    ) -> std::io::Result<()> {
+        let mut hangups = match hangups {
+            Some(hangups) => hangups,
+            None => tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?,
+        };
+        self.watch_with(state, async move || hangups.recv().await).await
+    }
+
+    #[cfg(not(unix))]
+    async fn watch(self: Arc<Self>, state: AppState, _: Option<()>) -> std::io::Result<()> {
+        self.watch_with(state, async || std::future::pending::<Option<()>>().await).await
+    }
+
+    async fn watch_with(&self, state: AppState, mut hangup: impl AsyncFnMut() -> Option<()>) -> std::io::Result<()> {
+        let mut ticker = tokio::time::interval(self.watch_interval.unwrap_or(Duration::from_secs(3600)));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut applied = self.fingerprint();
+        let mut last_seen = applied;
+        loop {
+            tokio::select! {
+                _ = hangup() => {
+                    applied = self.fingerprint();
+                    last_seen = applied;
+                    self.apply_guarded(&state, Trigger::Signal);
+                }
+                _ = ticker.tick(), if self.watch_interval.is_some() => {
+                    let seen = self.fingerprint();
+                    if seen != applied && seen == last_seen {
+                        applied = seen;
+                        self.apply_guarded(&state, Trigger::FileChange);
+                    }
+                    last_seen = seen;
+                }
+            }
+        }
+    }
+
+    /// [`Self::apply`], with a panic counted and logged as a failed reload: whatever a new
+    /// configuration holds, the running one stays and the next change is still applied. The
+    /// panic's message is not logged: it could quote a secret.
+    fn apply_guarded(&self, state: &AppState, trigger: Trigger) {
+        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.apply(state, trigger)));
+        if applied.is_err() {
+            state.metrics.reloads.with_label_values(&[trigger.label(), "failure"]).inc();
+            tracing::error!(
+                trigger = trigger.label(),
+                "reload failed unexpectedly: still signing with the previous keys and policy"
+            );
+        }
     }
 
     /// One hash over every watched file's content (or why it could not be read).
@@ -175,6 +233,25 @@ impl Reloader {
             Some(policy) if problems.is_empty() => Ok(Reloaded { minters: Minters::new(minters), policy, kept }),
             _ => Err(problems),
         }
+    }
+}
+
+/// Marks the reloader as running (the metric and the admin readiness detail) until dropped,
+/// which also happens when its task panics.
+struct Running(AppState);
+
+impl Running {
+    fn start(state: &AppState) -> Self {
+        state.health.set_reloader_running(true);
+        state.metrics.reloader_running.set(1);
+        Self(state.clone())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.health.set_reloader_running(false);
+        self.0.metrics.reloader_running.set(0);
     }
 }
 

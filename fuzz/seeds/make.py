@@ -100,6 +100,19 @@ video = { rooms = ["*"] }
 [policy.deny]
 identities = ["mallory"]
 """)
+write("config", "unicode.toml", """
+[[auth.sessions]]
+issuer = "https://app.test"
+audiences = ["tokenmint-test"]
+secret_env = "TEST_SESSION_SECRET"
+default_roles = ["utilisateur"]
+[[policy.rules]]
+name = "équipe"
+roles = ["utilisateur"]
+video = { rooms = ["équipe-*", "会議-{identity}", "{é", "🎥*"], default_room = "über-{identity}" }
+[policy.deny]
+identities = ["zoë"]
+""")
 
 # jwks: key sets.
 write("jwks", "empty", '{"keys": []}')

@@ -29,7 +29,10 @@ impl RoomPattern {
                 parts.push(Part::Star);
                 rest = after;
             } else {
-                let end = rest[1..].find(['*', '{']).map_or(rest.len(), |i| i + 1);
+                // Text runs to the next `*` or `{`, past the first character (which may be a `{`
+                // that does not open `{identity}`, and may be several bytes long).
+                let first = rest.chars().next().map_or(0, char::len_utf8);
+                let end = rest[first..].find(['*', '{']).map_or(rest.len(), |i| i + first);
                 match parts.last_mut() {
                     Some(Part::Text(text)) => text.push_str(&rest[..end]),
                     _ => parts.push(Part::Text(rest[..end].to_owned())),
@@ -137,5 +140,30 @@ mod tests {
         assert!(!RoomPattern::parse("a*b*c").matches("x", "abcb"));
         assert!(RoomPattern::parse("a*b*c").matches("x", "aXbYbZc"));
         assert_eq!(RoomPattern::parse("team-*").expand("x"), None);
+    }
+
+    #[test]
+    fn patterns_in_any_script_parse_match_and_expand() {
+        let p = RoomPattern::parse("équipe-*");
+        assert!(p.matches("x", "équipe-rouge"));
+        assert!(!p.matches("x", "equipe-rouge"));
+        assert_eq!(RoomPattern::parse("über-{identity}").expand("zoë").as_deref(), Some("über-zoë"));
+        for source in ["é", "{é", "{identity}ü{", "会議室-{identity}-*", "🎥*🎥", "{{identity}}"] {
+            let p = RoomPattern::parse(source);
+            assert_eq!(p.as_str(), source);
+        }
+        assert_eq!(RoomPattern::parse("{{identity}}").expand("a").as_deref(), Some("{a}"));
+    }
+
+    proptest::proptest! {
+        /// Any text parses, and a pattern without `*` or `{identity}` matches exactly itself.
+        #[test]
+        fn any_text_parses(source in "\\PC{0,24}") {
+            let p = RoomPattern::parse(&source);
+            if !source.contains('*') && !source.contains("{identity}") {
+                proptest::prop_assert!(p.matches("id", &source));
+                proptest::prop_assert_eq!(p.expand("id"), Some(source.clone()));
+            }
+        }
     }
 }

@@ -124,6 +124,27 @@ fn check_config_accepts_a_good_configuration_and_names_an_unknown_key() {
     assert!(stderr.contains("rulez"), "{stderr}");
 }
 
+/// Configs written in other languages: once, a non-ASCII room pattern made check-config (and
+/// serve) exit 101 with a panic.
+#[test]
+fn check_config_and_mint_accept_unicode_anywhere_in_the_config() {
+    let config = std::fs::read_to_string(test_config()).unwrap().replacen(
+        "rooms = [\"standup\", \"user-{identity}\", \"team-*\"], default_room = \"user-{identity}\"",
+        "rooms = [\"équipe-*\", \"会議-{identity}\", \"über-{identity}\"], default_room = \"über-{identity}\"",
+        1,
+    );
+    assert!(config.contains("équipe"));
+    let file = std::env::temp_dir().join(format!("tokenmint-unicode-{}.toml", std::process::id()));
+    std::fs::write(&file, config).unwrap();
+    let (ok, stdout, stderr) = run_binary(&["check-config", "--config", file.to_str().unwrap()], &creds());
+    assert!(ok, "{stdout}{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let (ok, token, stderr) =
+        run_binary(&["mint", "--config", file.to_str().unwrap(), "--role", "user", "--identity", "zoë"], &creds());
+    assert!(ok, "{stderr}");
+    assert_eq!(verify_token(token.trim(), API_SECRET).1["grants"]["video"]["room"], "über-zoë");
+}
+
 #[test]
 fn dev_mode_refuses_a_non_loopback_address() {
     let (ok, _, stderr) = run_binary(&["serve", "--dev"], &[("TOKENMINT__SERVER__LISTEN", "0.0.0.0:0")]);

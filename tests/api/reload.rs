@@ -219,3 +219,73 @@ async fn a_changed_policy_applies_at_once_and_a_broken_one_is_refused() {
     let output = running.stop();
     assert!(output.contains("max_tll_secs"), "the log names the bad key");
 }
+
+/// Unicode in a room pattern once panicked the rule compiler: at start-up (exit 101) and, in a
+/// reload, inside the reload task, which died while readiness stayed 200, so no later edit (a
+/// deny-list entry, a rotated key) was ever applied. Now such a config loads, reloads, and the
+/// reloader keeps applying changes; its liveness is a metric and an admin readiness detail.
+#[tokio::test]
+async fn unicode_rooms_reload_and_the_reloader_keeps_applying_changes() {
+    let config = std::env::temp_dir().join(format!("tokenmint-reload-unicode-{}.toml", std::process::id()));
+    let original = std::fs::read_to_string(repo_path("config/test.toml")).unwrap();
+    std::fs::write(&config, &original).unwrap();
+    let mut command = binary();
+    command.args(["serve", "--config", config.to_str().unwrap()]);
+    let running = start_command("reload-unicode", command, &test_env());
+    let client = reqwest::Client::new();
+    let ready: serde_json::Value =
+        client.get(format!("http://{}/readyz", running.admin_addr)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready["reloader"], "running");
+    assert_eq!(metric(&client, &running, "tokenmint_reloader_running").await, 1.0);
+    let default_room = || async {
+        let response: serde_json::Value = client
+            .post(format!("http://{}/v1/tokens", running.addr))
+            .bearer_auth(session_token("zoë", &["user"]))
+            .json(&serde_json::json!({"grants": {"video": {}}}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        decode_token(response["token"].as_str().unwrap()).1["grants"]["video"]["room"].clone()
+    };
+    assert_eq!(default_room().await, "user-zoë");
+
+    let unicode = original.replacen(
+        "rooms = [\"standup\", \"user-{identity}\", \"team-*\"], default_room = \"user-{identity}\"",
+        "rooms = [\"équipe-*\", \"über-{identity}\"], default_room = \"über-{identity}\"",
+        1,
+    );
+    assert_ne!(unicode, original);
+    std::fs::write(&config, &unicode).unwrap();
+    running.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while default_room().await != "über-zoë" {
+        assert!(Instant::now() < deadline, "the Unicode rooms were not applied");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // The reloader is still there: the next edit (a deny-list entry) applies too.
+    std::fs::write(&config, format!("{unicode}\n[policy.deny]\nidentities = [\"zoë\"]\n")).unwrap();
+    running.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let status = client
+            .post(format!("http://{}/v1/tokens", running.addr))
+            .bearer_auth(session_token("zoë", &["user"]))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status == 403 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the deny-list edit after the Unicode reload was not applied");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(metric(&client, &running, "tokenmint_reloader_running").await, 1.0);
+    assert_eq!(metric(&client, &running, "tokenmint_reloader_restarts_total").await, 0.0);
+    assert!(metric(&client, &running, "tokenmint_reloads_total{result=\"failure\",trigger=\"sighup\"}").await == 0.0);
+    running.stop();
+}
