@@ -61,18 +61,18 @@ pub fn api_router(state: AppState, server: &ServerSettings, cors: &CorsSettings)
         .merge(tokens)
         .route("/oauth2/token", post(routes::exchange::exchange))
         .route("/openapi.json", get(routes::openapi::openapi_json))
-        .merge(probe_routes());
+        .route("/livez", get(routes::health::livez))
+        .route("/readyz", get(routes::health::readyz));
     layers::common(finish(router, state.clone()), &state, server, Some(cors))
 }
 
 /// The admin listener's routes: probes and metrics, kept off the public ingress.
 pub fn admin_router(state: AppState, server: &ServerSettings) -> Router {
-    let router = probe_routes().route("/metrics", get(routes::health::metrics));
+    let router = Router::new()
+        .route("/livez", get(routes::health::livez))
+        .route("/readyz", get(routes::health::admin_readyz))
+        .route("/metrics", get(routes::health::metrics));
     layers::common(finish(router, state.clone()), &state, server, None)
-}
-
-fn probe_routes() -> Router<AppState> {
-    Router::new().route("/livez", get(routes::health::livez)).route("/readyz", get(routes::health::readyz))
 }
 
 /// 404 and 405 as problem documents, like every other failure.

@@ -10,6 +10,19 @@ async fn both_listeners_answer_the_probes() {
     }
     let ready = app.get_json(&app.admin_url("/readyz")).await;
     assert_eq!(ready["key_sid"], KEY_SID);
+    assert_eq!(ready["rate_limit_store"], "memory");
+    assert_eq!(ready["reloader"], "not running", "the in-process app has no reloader");
+}
+
+/// What an attacker on the public ingress learns from the readiness probe: that it is ready,
+/// nothing about keys, accounts or the rate-limit store.
+#[tokio::test]
+async fn the_public_readiness_probe_says_only_its_status() {
+    let app = spawn_app().await;
+    let public = app.get_json(&app.url("/readyz")).await;
+    assert_eq!(public, serde_json::json!({"status": "ready"}));
+    let text = app.client.get(app.url("/readyz")).send().await.unwrap().text().await.unwrap();
+    assert!(!text.contains(KEY_SID) && !text.contains("memory"), "{text}");
 }
 
 #[tokio::test]

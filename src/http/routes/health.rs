@@ -19,6 +19,7 @@ use crate::ratelimit::StoreStatus;
 #[derive(Debug, Default)]
 pub struct Health {
     draining: AtomicBool,
+    reloader_running: AtomicBool,
 }
 
 impl Health {
@@ -30,26 +31,48 @@ impl Health {
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
     }
+
+    /// Set by the reloader while it runs (`crate::reload`).
+    pub fn set_reloader_running(&self, running: bool) {
+        self.reloader_running.store(running, Ordering::SeqCst);
+    }
+
+    pub fn is_reloader_running(&self) -> bool {
+        self.reloader_running.load(Ordering::SeqCst)
+    }
 }
 
+/// What a probe answers. The public listener says only `status`; the admin listener adds the
+/// details an operator needs (and an attacker should not see).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Status {
     #[schema(example = "ok")]
     pub status: &'static str,
-    /// The key SID the default account's tokens are signed with now (never the secret).
+    /// Admin only: the key SID the default account's tokens are signed with now (never the
+    /// secret).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_sid: Option<String>,
-    /// With several Twilio accounts: each account's key SID, by account name.
+    /// Admin only, with several Twilio accounts: each account's key SID, by account name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub accounts: Option<std::collections::BTreeMap<String, String>>,
-    /// Where rate-limit counts are kept: `memory`, `redis`, or redis failing open.
+    /// Admin only: where rate-limit counts are kept: `memory`, `redis`, or redis failing open.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_limit_store: Option<&'static str>,
+    /// Admin only: `running` while configuration changes (SIGHUP, watched files) are applied,
+    /// `not running` otherwise (`tokenmint check-config` and tests, or a reloader that died).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reloader: Option<&'static str>,
+}
+
+impl Status {
+    fn only(status: &'static str) -> Self {
+        Self { status, key_sid: None, accounts: None, rate_limit_store: None, reloader: None }
+    }
 }
 
 #[utoipa::path(get, path = "/livez", responses((status = 200, body = Status)))]
 pub async fn livez() -> Json<Status> {
-    Json(Status { status: "ok", key_sid: None, accounts: None, rate_limit_store: None })
+    Json(Status::only("ok"))
 }
 
 #[utoipa::path(
@@ -61,6 +84,27 @@ pub async fn livez() -> Json<Status> {
     )
 )]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
+    check_ready(&state)?;
+    Ok(Json(Status::only("ready")))
+}
+
+/// The admin listener's `/readyz`: the same verdict, with the details.
+pub async fn admin_readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
+    let store = check_ready(&state)?;
+    let minters = state.minters.load();
+    let accounts: std::collections::BTreeMap<String, String> =
+        minters.iter().map(|(name, minter)| (name.to_owned(), minter.key_sid().to_owned())).collect();
+    Ok(Json(Status {
+        status: "ready",
+        key_sid: Some(minters.default_account().key_sid().to_owned()),
+        accounts: (accounts.len() > 1).then_some(accounts),
+        rate_limit_store: Some(store.label()),
+        reloader: Some(if state.health.is_reloader_running() { "running" } else { "not running" }),
+    }))
+}
+
+/// Whether the replica can mint; the rate-limit store's status when it can.
+fn check_ready(state: &AppState) -> Result<StoreStatus, ApiError> {
     if state.health.is_draining() {
         return Err(ApiError::Unavailable("shutting down"));
     }
@@ -73,15 +117,7 @@ pub async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiEr
             "the shared rate-limit store is unreachable and rate_limit.redis.on_error is fail_closed",
         ));
     }
-    let minters = state.minters.load();
-    let accounts: std::collections::BTreeMap<String, String> =
-        minters.iter().map(|(name, minter)| (name.to_owned(), minter.key_sid().to_owned())).collect();
-    Ok(Json(Status {
-        status: "ready",
-        key_sid: Some(minters.default_account().key_sid().to_owned()),
-        accounts: (accounts.len() > 1).then_some(accounts),
-        rate_limit_store: Some(store.label()),
-    }))
+    Ok(store)
 }
 
 /// `GET /metrics` (admin listener only): Prometheus text format.
