@@ -10,7 +10,7 @@
 //! Around them: [`config`] (layered settings, environment, secrets), [`startup`] (assembly,
 //! listeners, graceful shutdown and drain), [`reload`] (key rotation: SIGHUP and watched files),
 //! [`telemetry`] (logs and the audit trail), [`cli`]
-//! (the commands `main` dispatches), [`dev`] (the zero-setup `--dev` mode), [`sid`] and [`ids`].
+//! (the commands `main` dispatches), [`dev`] (the zero-setup `--dev` mode), [`sid`], [`ids`] and [`text`].
 
 pub mod auth;
 pub mod cli;
@@ -27,4 +27,5 @@ pub mod reload;
 pub mod sid;
 pub mod startup;
 pub mod telemetry;
+pub mod text;
 pub mod token;

@@ -66,10 +66,48 @@ where
         _ => EnvFilter::try_new(&log.filter)
             .map_err(|e| format!("log.filter is not a valid filter ({e}): use e.g. \"info\""))?,
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
     let installed = match log.format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init(),
-        LogFormat::Pretty => builder.compact().try_init(),
+        // JSON escapes every control character itself.
+        LogFormat::Json => builder
+            .with_writer(writer)
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+        // Plain text writes field values as they are: a newline in an identity would forge a
+        // line and an ESC would drive the reader's terminal, so each line is escaped on its way
+        // out, and colours (ESC sequences themselves) are off.
+        LogFormat::Pretty => builder.with_writer(EscapedLines(writer)).with_ansi(false).compact().try_init(),
     };
     installed.map_err(|e| format!("logging could not start: {e}"))
+}
+
+/// A writer that escapes control characters inside each line (see [`crate::text::escape_line`]).
+/// The fmt layer writes one whole event per `write` call, so every call is one line.
+struct EscapedLines<W>(W);
+
+impl<'writer, W: tracing_subscriber::fmt::MakeWriter<'writer>> tracing_subscriber::fmt::MakeWriter<'writer>
+    for EscapedLines<W>
+{
+    type Writer = EscapedLine<W::Writer>;
+
+    fn make_writer(&'writer self) -> Self::Writer {
+        EscapedLine(self.0.make_writer())
+    }
+}
+
+struct EscapedLine<W>(W);
+
+impl<W: std::io::Write> std::io::Write for EscapedLine<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let text = String::from_utf8_lossy(buf);
+        self.0.write_all(crate::text::escape_line(&text).as_bytes())?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }

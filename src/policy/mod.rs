@@ -301,6 +301,15 @@ impl Policy {
         if self.denied_identities.contains(identity) {
             return Err(PolicyError::Denied(DenyList::Identity));
         }
+        // A named identity that Twilio would refuse is the caller's mistake (400); one that came
+        // from a credential is not something the caller can fix in the request (403).
+        let unusable = |e: token::IdentityError| {
+            let message = format!("identity {identity:?} cannot be used: {e}");
+            if identity_from_request { PolicyError::Invalid(message) } else { PolicyError::Forbidden(message) }
+        };
+        if crate::text::has_forbidden_chars(identity) {
+            return Err(unusable(token::IdentityError::ControlCharacter));
+        }
         let mut candidates =
             self.rules.iter().filter(|rule| rule.roles.iter().any(|r| principal.roles.contains(r))).peekable();
         if candidates.peek().is_none() {
@@ -320,14 +329,7 @@ impl Policy {
             };
             match rule.apply(identity, request, self.default_ttl_secs) {
                 Ok(spec) => {
-                    if let Err(e) = token::check_identity(&spec.identity, &spec.grants) {
-                        let message = format!("identity {identity:?} cannot be used: {e}");
-                        return Err(if identity_from_request {
-                            PolicyError::Invalid(message)
-                        } else {
-                            PolicyError::Forbidden(message)
-                        });
-                    }
+                    token::check_identity(&spec.identity, &spec.grants).map_err(unusable)?;
                     return Ok(Decision { spec, rule: rule.name.clone(), account: account.to_owned() });
                 }
                 Err(refusal) => {
@@ -386,6 +388,12 @@ impl Rule {
             let default_room = v.default_room.as_deref().map(RoomPattern::parse);
             if default_room.as_ref().is_some_and(RoomPattern::has_wildcard) {
                 problems.push(format!("{at}: video.default_room must name one room, without *"));
+            } else if let Some(room) = default_room.as_ref().and_then(|p| p.expand("x"))
+                && !is_valid_room(&room)
+            {
+                problems.push(format!(
+                    "{at}: video.default_room is not a valid room name even for a one-letter identity ({ROOM_RULE})"
+                ));
             }
             (v.rooms.iter().map(|r| RoomPattern::parse(r)).collect::<Vec<_>>(), default_room)
         });
@@ -524,7 +532,15 @@ impl Rule {
                 )));
             }
             None => match default_room {
-                Some(pattern) => pattern.expand(identity),
+                Some(pattern) => match pattern.expand(identity) {
+                    Some(room) if !is_valid_room(&room) => {
+                        return Err(PolicyError::Forbidden(format!(
+                            "the default room of policy rule {:?} for this identity is not a valid room ({ROOM_RULE}): name a room",
+                            self.name
+                        )));
+                    }
+                    room => room,
+                },
                 None if rooms.iter().any(RoomPattern::is_any) => None,
                 None => {
                     return Err(PolicyError::Forbidden(format!(
@@ -644,6 +660,14 @@ fn resolve(rule: &str, field: &str, pin: &Option<Pin>, requested: Option<&str>) 
     }
 }
 
+/// What a room name must be, as every refusal says it.
+const ROOM_RULE: &str = "video.room must be 1 to 128 characters without control characters";
+
+/// A room Twilio Video accepts: 1 to 128 characters, none of them a control character.
+fn is_valid_room(room: &str) -> bool {
+    !room.is_empty() && room.chars().count() <= MAX_ROOM_CHARS && !crate::text::has_forbidden_chars(room)
+}
+
 /// Refuses malformed fields (400) before any rule is consulted.
 fn check_request_shape(request: &TokenRequest) -> Result<(), PolicyError> {
     let invalid = |message: String| Err(PolicyError::Invalid(message));
@@ -664,9 +688,9 @@ fn check_request_shape(request: &TokenRequest) -> Result<(), PolicyError> {
     let mut labels: Vec<(&str, Option<&String>)> = Vec::new();
     if let Some(video) = &grants.video
         && let Some(room) = &video.room
-        && (room.is_empty() || room.chars().count() > MAX_ROOM_CHARS || room.chars().any(char::is_control))
+        && !is_valid_room(room)
     {
-        return invalid(format!("video.room must be 1 to {MAX_ROOM_CHARS} characters without control characters"));
+        return invalid(ROOM_RULE.into());
     }
     if let Some(voice) = &grants.voice {
         sids.push((
@@ -701,7 +725,7 @@ fn check_request_shape(request: &TokenRequest) -> Result<(), PolicyError> {
     }
     for (field, value) in labels {
         if let Some(value) = value
-            && (value.is_empty() || value.chars().count() > MAX_LABEL_CHARS || value.chars().any(char::is_control))
+            && (value.is_empty() || value.chars().count() > MAX_LABEL_CHARS || crate::text::has_forbidden_chars(value))
         {
             return invalid(format!("{field} must be 1 to {MAX_LABEL_CHARS} characters without control characters"));
         }

@@ -377,3 +377,38 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn a_default_room_made_from_a_long_identity_is_refused_not_minted() {
+    let policy = app_policy();
+    // 123 letters make "user-" + identity 128 characters: the longest room Twilio accepts.
+    let fits = "a".repeat(123);
+    let decision = policy.decide(&user(&fits, &["user"]), &request(r#"{"grants": {"video": {}}}"#)).unwrap();
+    assert_eq!(decision.spec.grants.video.unwrap().room.unwrap().chars().count(), 128);
+    let long = "a".repeat(124);
+    let refused = policy.decide(&user(&long, &["user"]), &request(r#"{"grants": {"video": {}}}"#)).unwrap_err();
+    assert!(matches!(&refused, PolicyError::Forbidden(m) if m.contains("default room")), "{refused:?}");
+}
+
+#[test]
+fn a_default_room_that_can_never_be_valid_is_a_configuration_error() {
+    #[derive(Deserialize)]
+    struct Wrapper {
+        policy: PolicySettings,
+    }
+    let long = "r".repeat(130);
+    let wrapper: Wrapper = toml_from_str(&format!(
+        "[[policy.rules]]\nname = \"r\"\nroles = [\"user\"]\nvideo = {{ rooms = [\"*\"], default_room = \"{long}-{{identity}}\" }}\n"
+    ));
+    let problems = Policy::from_settings(&wrapper.policy, 3600, &["default"]).unwrap_err();
+    assert!(problems[0].contains("video.default_room is not a valid room name"), "{problems:?}");
+}
+
+#[test]
+fn an_identity_with_a_newline_gets_no_grant_at_all() {
+    let policy = app_policy();
+    for body in [r#"{"grants": {"chat": {}}}"#, r#"{"grants": {"video": {"room": "standup"}}}"#, "{}"] {
+        let refused = policy.decide(&user("alice\nINFO forged", &["user"]), &request(body)).unwrap_err();
+        assert!(matches!(&refused, PolicyError::Forbidden(m) if m.contains("control character")), "{refused:?}");
+    }
+}
