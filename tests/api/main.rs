@@ -14,6 +14,7 @@ mod exchange;
 mod faults;
 mod health;
 mod helpers;
+mod identity;
 mod layers;
 mod leaks;
 mod official_library;
