@@ -234,6 +234,13 @@ fn check_config(config: Option<&Path>, dev: bool) -> anyhow::Result<()> {
         );
     }
     println!("  session issuers  {:?}", settings.auth.sessions.iter().map(|s| &s.issuer).collect::<Vec<_>>());
+    let issuers = runtime.authenticator.describe_identities();
+    if issuers.len() > 1 {
+        println!("  identities       each issuer's are kept apart by its prefix, or shared by a declared namespace:");
+    }
+    for (issuer, made) in issuers {
+        println!("    from {issuer}: {made}");
+    }
     println!("  api keys         {:?}", settings.auth.api_keys.iter().map(|k| &k.name).collect::<Vec<_>>());
     println!("  policy rules     {:?}", settings.policy.rules.iter().map(|r| &r.name).collect::<Vec<_>>());
     println!("  cors origins     {:?}", settings.cors.allowed_origins);

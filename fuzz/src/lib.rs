@@ -46,6 +46,7 @@ audiences = ["{PROVIDER_AUDIENCE}"]
 public_key_pem = """{PROVIDER_PUBLIC_PEM}"""
 tenant_claim = "org"
 identity_template = "{{org}}:{{sub}}"
+identity_namespace = "test-users"
 "#,
         include_str!("../../config/test.toml")
     )

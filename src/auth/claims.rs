@@ -1,5 +1,5 @@
 //! Reading claims out of a verified JWT, the same way for every kind of token: by top-level name
-//! or dotted path, the identity (optionally from a template) and the roles.
+//! or dotted path, as text, the expiry and the roles (`identity` builds identities from them).
 
 use serde_json::{Map, Value};
 
@@ -30,20 +30,6 @@ pub fn expiry(claims: &Map<String, Value>) -> Result<u64, AuthError> {
     claims.get("exp").and_then(Value::as_u64).ok_or_else(|| AuthError::MissingClaim("exp".to_owned()))
 }
 
-/// `"{tenant}:{sub}"` with each `{path}` replaced by that claim.
-pub fn fill_template(template: &str, claims: &Map<String, Value>) -> Result<String, AuthError> {
-    let mut identity = String::new();
-    let mut rest = template;
-    while let Some(start) = rest.find('{') {
-        identity.push_str(&rest[..start]);
-        let end = rest[start..].find('}').ok_or(AuthError::BadIdentityClaim)? + start;
-        identity.push_str(&claim_text(claims, &rest[start + 1..end])?);
-        rest = &rest[end + 1..];
-    }
-    identity.push_str(rest);
-    Ok(identity)
-}
-
 /// Roles from a claim holding a string or an array of strings; `default` when there is none.
 pub fn roles(claims: &Map<String, Value>, path: &str, default: &[String]) -> Vec<String> {
     match claim(claims, path) {
@@ -72,14 +58,6 @@ mod tests {
         assert_eq!(claim(&c, "cognito:groups"), Some(&serde_json::json!(["admins"])));
         assert_eq!(claim(&c, "realm_access.roles"), Some(&serde_json::json!(["user", "admin"])));
         assert_eq!(claim(&c, "realm_access.missing"), None);
-    }
-
-    #[test]
-    fn templates_join_claims() {
-        let c = claims(serde_json::json!({"tenant": "acme", "sub": "42", "org": {"id": 7}}));
-        assert_eq!(fill_template("{tenant}:{sub}", &c).unwrap(), "acme:42");
-        assert_eq!(fill_template("org-{org.id}", &c).unwrap(), "org-7");
-        assert_eq!(fill_template("{nope}", &c), Err(AuthError::MissingClaim("nope".into())));
     }
 
     #[test]

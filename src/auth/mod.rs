@@ -7,6 +7,7 @@
 
 mod api_key;
 mod claims;
+pub mod identity;
 pub mod jwks;
 mod provider;
 mod session;
@@ -131,6 +132,10 @@ pub enum AuthError {
     MissingClaim(String),
     #[error("the identity claim is empty or not a string")]
     BadIdentityClaim,
+    #[error("the claim {0} does not have the value the issuer's settings require")]
+    RequiredClaimValue(String),
+    #[error("the claim {0} holds a separator of the identity template, so the identity could be read two ways")]
+    AmbiguousIdentity(String),
     #[error("no API key matches")]
     UnknownApiKey,
 }
@@ -151,6 +156,8 @@ impl AuthError {
             Self::WrongAudience => "wrong_audience",
             Self::MissingClaim(_) => "missing_claim",
             Self::BadIdentityClaim => "bad_identity_claim",
+            Self::RequiredClaimValue(_) => "required_claim_value",
+            Self::AmbiguousIdentity(_) => "ambiguous_identity",
             Self::UnknownApiKey => "unknown_api_key",
         }
     }
@@ -162,6 +169,12 @@ impl AuthError {
             Self::NotBearer => "the Authorization header must use the Bearer scheme",
             Self::Expired => "the credential has expired; sign in again",
             Self::NotYetValid => "the credential is not valid yet; check the clock of the system that issued it",
+            Self::RequiredClaimValue(_) => {
+                "the credential lacks a claim value its issuer must vouch for here (such as a verified e-mail address)"
+            }
+            Self::AmbiguousIdentity(_) => {
+                "a claim that makes up the identity holds the identity template's separator, so the identity would be ambiguous"
+            }
             _ => "the credential is not valid",
         }
     }
@@ -243,6 +256,9 @@ impl Authenticator {
                 problems.push(format!("auth.providers[{index}]: issuer {:?} is configured twice", provider.issuer));
             }
         }
+        if problems.is_empty() {
+            problems.extend(identity::collision_problems(&Self::identity_rules(&sessions, &providers)));
+        }
         if settings.providers.is_empty() && settings.sessions.is_empty() && settings.api_keys.is_empty() {
             problems.push(
                 "auth: no credential kind is configured, so every request would be refused: add an [[auth.providers]] or [[auth.sessions]] issuer, or an [[auth.api_keys]] entry"
@@ -254,6 +270,26 @@ impl Authenticator {
         }
         let verified = VerifiedTokens::new(settings.verified_cache_size);
         Ok(Self { sessions, api_keys, providers, verified, jwks_fetches })
+    }
+
+    /// Every JWT issuer with the rule its identities are made by.
+    fn identity_rules<'a>(
+        sessions: &'a [SessionVerifier],
+        providers: &'a [ProviderVerifier],
+    ) -> Vec<(&'a str, &'a identity::IdentityRule)> {
+        sessions
+            .iter()
+            .map(|s| (s.issuer(), s.identity_rule()))
+            .chain(providers.iter().map(|p| (p.issuer(), p.identity_rule())))
+            .collect()
+    }
+
+    /// How each issuer's identities are made, for `check-config`.
+    pub fn describe_identities(&self) -> Vec<(String, String)> {
+        Self::identity_rules(&self.sessions, &self.providers)
+            .into_iter()
+            .map(|(issuer, rule)| (issuer.to_owned(), rule.describe()))
+            .collect()
     }
 
     /// Verifies a bearer credential.

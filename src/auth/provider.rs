@@ -14,7 +14,8 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::claims::{self, claim, claim_text, fill_template};
+use super::claims::{self, claim_text};
+use super::identity::{IdentityRule, IdentitySettings, RequiredClaims};
 use super::jwks::{JwksCache, KeySet, KeySource, Refresh, check_fetch_url};
 use super::{AuthError, Principal, PrincipalSource, Verified};
 
@@ -51,8 +52,17 @@ pub struct ProviderSettings {
     /// `https://example.com/uid`) or a dotted path into nested objects.
     #[serde(default = "default_identity_claim")]
     pub identity_claim: String,
-    /// Builds the identity from several claims instead, e.g. `"{tenant}:{sub}"`.
+    /// Builds the identity from several claims instead, e.g. `"{tenant}:{sub}"`. A claim value
+    /// holding a character of the text between two claims is refused (it could be read two
+    /// ways).
     pub identity_template: Option<String>,
+    /// Put before every identity from this provider (e.g. `"google:"`). With several issuers,
+    /// each needs its own (see `crate::auth::identity`), unless they share an
+    /// `identity_namespace`.
+    pub identity_prefix: Option<String>,
+    /// Declares that the issuers naming the same namespace name the same people: the same
+    /// claim value at each is the same user, and may mint the same identity.
+    pub identity_namespace: Option<String>,
     /// The claim holding roles (a string or an array), e.g. `realm_access.roles` for Keycloak
     /// or `cognito:groups` for Cognito.
     #[serde(default = "default_roles_claim")]
@@ -62,9 +72,15 @@ pub struct ProviderSettings {
     pub default_roles: Vec<String>,
     /// The claim naming the user's tenant (required in every token when set).
     pub tenant_claim: Option<String>,
-    /// Claims that must be present (e.g. `email_verified`).
+    /// Claims that must be present (`["tenant"]`), or must have a value
+    /// (`{ email_verified = true, hd = "example.com" }`). An identity read from `email` always
+    /// requires `email_verified = true`, unless `allow_unverified_email` is set.
     #[serde(default)]
-    pub required_claims: Vec<String>,
+    pub required_claims: RequiredClaims,
+    /// Let an identity read from the `email` claim through without `email_verified = true`
+    /// (only for a provider that verifies every address before it signs).
+    #[serde(default)]
+    pub allow_unverified_email: bool,
     /// Clock skew tolerated on `exp` and `nbf`, in seconds (phones' clocks drift).
     #[serde(default = "default_leeway_secs")]
     pub leeway_secs: u64,
@@ -114,6 +130,7 @@ fn default_fetch_timeout_ms() -> u64 {
 /// Verifies one provider's tokens.
 pub struct ProviderVerifier {
     settings: ProviderSettings,
+    identity: IdentityRule,
     algorithms: Vec<Algorithm>,
     pub cache: Arc<JwksCache>,
 }
@@ -148,6 +165,7 @@ impl ProviderVerifier {
         if settings.algorithms.is_empty() {
             problems.push("algorithms is empty".to_owned());
         }
+        let identity = IdentityRule::new(&settings.identity()).map_err(|mut p| problems.append(&mut p)).ok();
         if settings.refresh_min_secs == 0 || settings.refresh_min_secs > settings.refresh_max_secs {
             problems.push("refresh_min_secs must be at least 1 and at most refresh_max_secs".to_owned());
         }
@@ -209,9 +227,9 @@ impl ProviderVerifier {
                 }
             },
         };
-        match cache {
-            Some(cache) if problems.is_empty() => {
-                Ok(Self { settings: settings.clone(), algorithms, cache: Arc::new(cache) })
+        match (cache, identity) {
+            (Some(cache), Some(identity)) if problems.is_empty() => {
+                Ok(Self { settings: settings.clone(), identity, algorithms, cache: Arc::new(cache) })
             }
             _ => Err(problems),
         }
@@ -219,6 +237,10 @@ impl ProviderVerifier {
 
     pub fn issuer(&self) -> &str {
         &self.settings.issuer
+    }
+
+    pub fn identity_rule(&self) -> &IdentityRule {
+        &self.identity
     }
 
     pub async fn verify(&self, token: &str) -> Result<Verified, AuthError> {
@@ -280,15 +302,7 @@ impl ProviderVerifier {
     }
 
     fn principal(&self, claims: &Map<String, Value>) -> Result<Principal, AuthError> {
-        for required in &self.settings.required_claims {
-            if claim(claims, required).is_none_or(Value::is_null) {
-                return Err(AuthError::MissingClaim(required.clone()));
-            }
-        }
-        let identity = match &self.settings.identity_template {
-            Some(template) => fill_template(template, claims)?,
-            None => claim_text(claims, &self.settings.identity_claim)?,
-        };
+        let identity = self.identity.identity(claims)?;
         let roles = claims::roles(claims, &self.settings.roles_claim, &self.settings.default_roles);
         let tenant = self.settings.tenant_claim.as_deref().map(|path| claim_text(claims, path)).transpose()?;
         let subject = claim_text(claims, "sub").unwrap_or_else(|_| identity.clone());
@@ -300,6 +314,19 @@ impl ProviderVerifier {
             tenant,
             source: PrincipalSource::Provider { issuer: self.settings.issuer.clone() },
         })
+    }
+}
+
+impl ProviderSettings {
+    fn identity(&self) -> IdentitySettings<'_> {
+        IdentitySettings {
+            identity_claim: &self.identity_claim,
+            identity_template: self.identity_template.as_deref(),
+            identity_prefix: self.identity_prefix.as_deref(),
+            identity_namespace: self.identity_namespace.as_deref(),
+            required_claims: &self.required_claims,
+            allow_unverified_email: self.allow_unverified_email,
+        }
     }
 }
 
@@ -319,9 +346,12 @@ mod tests {
             algorithms: vec!["HS256".into(), "none".into(), "RS256".into()],
             identity_claim: default_identity_claim(),
             identity_template: None,
+            identity_prefix: None,
+            identity_namespace: None,
             roles_claim: default_roles_claim(),
             default_roles: vec![],
-            required_claims: vec![],
+            required_claims: RequiredClaims::default(),
+            allow_unverified_email: false,
             leeway_secs: 60,
             refresh_min_secs: 300,
             refresh_max_secs: 3600,

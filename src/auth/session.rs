@@ -6,6 +6,7 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::identity::{IdentityRule, IdentitySettings, RequiredClaims};
 use super::{AuthError, Principal, PrincipalSource, Verified, claims};
 use crate::config::env::EnvVars;
 
@@ -25,6 +26,20 @@ pub struct SessionIssuerSettings {
     /// The claim whose value becomes the Twilio identity.
     #[serde(default = "default_identity_claim")]
     pub identity_claim: String,
+    /// Put before every identity from this issuer (e.g. `"app:"`). With several issuers, each
+    /// needs its own (see `crate::auth::identity`), unless they share an `identity_namespace`.
+    pub identity_prefix: Option<String>,
+    /// Declares that the issuers naming the same namespace name the same people: the same
+    /// claim value at each is the same user, and may mint the same identity.
+    pub identity_namespace: Option<String>,
+    /// Claims that must be present (`["tenant"]`), or must have a value
+    /// (`{ email_verified = true }`).
+    #[serde(default)]
+    pub required_claims: RequiredClaims,
+    /// Let an identity read from the `email` claim through without `email_verified = true`
+    /// (only for an issuer that verifies every address before it signs).
+    #[serde(default)]
+    pub allow_unverified_email: bool,
     /// The claim holding the user's roles: a string or an array of strings.
     #[serde(default = "default_roles_claim")]
     pub roles_claim: String,
@@ -49,6 +64,7 @@ fn default_leeway_secs() -> u64 {
 /// Verifies one issuer's app-session tokens.
 pub struct SessionVerifier {
     settings: SessionIssuerSettings,
+    identity: IdentityRule,
     decoding_key: DecodingKey,
     encoding_key: EncodingKey,
     validation: Validation,
@@ -73,9 +89,10 @@ impl SessionVerifier {
         if settings.audiences.is_empty() || settings.audiences.iter().any(String::is_empty) {
             problems.push("audiences must list at least one non-empty aud value".to_owned());
         }
-        if settings.identity_claim.is_empty() || settings.roles_claim.is_empty() {
-            problems.push("identity_claim and roles_claim must name claims".to_owned());
+        if settings.roles_claim.is_empty() {
+            problems.push("roles_claim must name a claim".to_owned());
         }
+        let identity = IdentityRule::new(&settings.identity()).map_err(|mut p| problems.append(&mut p)).ok();
         let secret = match env.secret(&settings.secret_env) {
             Ok(Some(secret)) if secret.expose_secret().len() >= MIN_SECRET_BYTES => Some(secret),
             Ok(Some(_)) => {
@@ -97,9 +114,12 @@ impl SessionVerifier {
                 None
             }
         };
-        let Some(secret) = secret.filter(|_| problems.is_empty()) else {
+        let (Some(secret), Some(identity)) = (secret, identity) else {
             return Err(problems);
         };
+        if !problems.is_empty() {
+            return Err(problems);
+        }
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[&settings.issuer]);
         validation.set_audience(&settings.audiences);
@@ -109,6 +129,7 @@ impl SessionVerifier {
         let bytes = secret.expose_secret().as_bytes();
         Ok(Self {
             settings: settings.clone(),
+            identity,
             decoding_key: DecodingKey::from_secret(bytes),
             encoding_key: EncodingKey::from_secret(bytes),
             validation,
@@ -119,9 +140,13 @@ impl SessionVerifier {
         &self.settings.issuer
     }
 
+    pub fn identity_rule(&self) -> &IdentityRule {
+        &self.identity
+    }
+
     pub fn verify(&self, token: &str) -> Result<Verified, AuthError> {
         let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &self.decoding_key, &self.validation)?.claims;
-        let identity = claims::claim_text(&claims, &self.settings.identity_claim)?;
+        let identity = self.identity.identity(&claims)?;
         let roles = claims::roles(&claims, &self.settings.roles_claim, &self.settings.default_roles);
         let subject = claims::claim_text(&claims, "sub").unwrap_or_else(|_| identity.clone());
         let principal = Principal {
@@ -150,6 +175,19 @@ impl SessionVerifier {
     }
 }
 
+impl SessionIssuerSettings {
+    fn identity(&self) -> IdentitySettings<'_> {
+        IdentitySettings {
+            identity_claim: &self.identity_claim,
+            identity_template: None,
+            identity_prefix: self.identity_prefix.as_deref(),
+            identity_namespace: self.identity_namespace.as_deref(),
+            required_claims: &self.required_claims,
+            allow_unverified_email: self.allow_unverified_email,
+        }
+    }
+}
+
 /// The `iss` of a JWT, read without verifying it, to choose which issuer's key to try.
 pub fn unverified_issuer(token: &str) -> Result<String, AuthError> {
     #[derive(Deserialize)]
@@ -173,6 +211,10 @@ mod tests {
             audiences: vec!["tokenmint".into()],
             secret_env: "SESSION_SECRET".into(),
             identity_claim: default_identity_claim(),
+            identity_prefix: None,
+            identity_namespace: None,
+            required_claims: RequiredClaims::default(),
+            allow_unverified_email: false,
             roles_claim: default_roles_claim(),
             default_roles: vec!["user".into()],
             leeway_secs: 0,

@@ -338,6 +338,29 @@ mod tests {
     }
 
     #[test]
+    fn required_claims_are_names_or_names_with_values_kept_as_written() {
+        use crate::auth::identity::RequiredClaims;
+        let file = r#"
+            [[auth.providers]]
+            issuer = "https://a.example"
+            audiences = ["app"]
+            required_claims = ["tenant"]
+            [[auth.providers]]
+            issuer = "https://b.example"
+            audiences = ["app"]
+            required_claims = { email_verified = true, Tier = 3, "https://example.com/Org.Id" = "acme" }
+        "#;
+        let settings = Settings::from_toml(Some(file), false, &EnvVars::default()).unwrap();
+        assert_eq!(settings.auth.providers[0].required_claims, RequiredClaims::Present(vec!["tenant".into()]));
+        let RequiredClaims::Values(values) = &settings.auth.providers[1].required_claims else {
+            panic!("{:?}", settings.auth.providers[1].required_claims);
+        };
+        assert_eq!(values["email_verified"], serde_json::Value::Bool(true));
+        assert_eq!(values["Tier"], serde_json::json!(3));
+        assert_eq!(values["https://example.com/Org.Id"], "acme");
+    }
+
+    #[test]
     fn a_missing_file_is_named() {
         let err = Settings::load(Some(Path::new("/nonexistent.toml")), false, &EnvVars::default()).unwrap_err();
         assert!(err.contains("/nonexistent.toml"));

@@ -62,11 +62,16 @@ pub async fn spawn_app_with(extra_env: &[(&str, &str)]) -> TestApp {
 /// Spawns the app with TOML appended to `config/test.toml` (for tables, such as providers, that
 /// variables cannot express), optionally without waiting for readiness.
 pub async fn spawn_app_configured(extra_toml: &str, extra_env: &[(&str, &str)], wait_ready: bool) -> TestApp {
+    let mut config = std::fs::read_to_string(repo_path("config/test.toml")).unwrap();
+    config.push_str(extra_toml);
+    spawn_app_from_config(&config, extra_env, wait_ready).await
+}
+
+/// Spawns the app with a whole configuration file's text.
+pub async fn spawn_app_from_config(config: &str, extra_env: &[(&str, &str)], wait_ready: bool) -> TestApp {
     let mut vars = test_env();
     vars.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let env: EnvVars = vars.into_iter().collect();
-    let mut config = std::fs::read_to_string(repo_path("config/test.toml")).unwrap();
-    config.push_str(extra_toml);
     let file = std::env::temp_dir().join(format!("tokenmint-test-{}-{}.toml", std::process::id(), unique()));
     std::fs::write(&file, config).unwrap();
     let settings = Settings::load(Some(&file), false, &env).expect("test settings load");

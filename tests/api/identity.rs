@@ -86,3 +86,135 @@ fn pretty_logs_carry_no_forged_line_and_no_escape_sequence() {
     assert!(!log.lines().any(|line| line.starts_with("2026-12-01T00:00:00")), "a forged line: {log}");
     assert!(!log.contains('\u{1b}'), "an escape sequence reached the log");
 }
+
+const IDP: &str = "https://idp.identity.test";
+const IDP_AUDIENCE: &str = "tokenmint-identity-test";
+
+/// A provider whose key is the test fixture `rsa-a`, given inline; `extra` adds keys.
+fn provider(extra: &str) -> String {
+    let pem = std::fs::read_to_string(repo_path("tests/fixtures/keys/rsa-a.pub.pem")).unwrap();
+    format!(
+        "\n[[auth.providers]]\nissuer = \"{IDP}\"\naudiences = [\"{IDP_AUDIENCE}\"]\npublic_key_pem = '''\n{pem}'''\ndefault_roles = [\"user\"]\n{extra}\n"
+    )
+}
+
+/// An ID token from that provider.
+fn id_token(claims: serde_json::Value) -> String {
+    let pem = std::fs::read(repo_path("tests/fixtures/keys/rsa-a.pem")).unwrap();
+    let now = now();
+    let mut all = json!({"iss": IDP, "aud": IDP_AUDIENCE, "iat": now, "exp": now + 300});
+    all.as_object_mut().unwrap().extend(claims.as_object().unwrap().clone());
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+        &all,
+        &jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap(),
+    )
+    .unwrap()
+}
+
+/// The test configuration with its session issuer taken out of the shared test namespace.
+fn test_config_with_session(session_identity: &str) -> String {
+    let config = std::fs::read_to_string(repo_path("config/test.toml")).unwrap();
+    assert!(config.contains("identity_namespace = \"test-users\""));
+    config.replacen("identity_namespace = \"test-users\"", session_identity, 1)
+}
+
+/// `alice` at the app's own sessions and `alice` at an identity provider (its
+/// `preferred_username`, which anyone can choose when signing up) are two people: they get two
+/// Twilio identities, never one, so neither reaches the other's calls, conversations or Sync
+/// documents.
+#[tokio::test]
+async fn the_same_username_at_two_issuers_is_two_twilio_identities() {
+    let config = test_config_with_session("identity_prefix = \"app:\"")
+        + &provider("identity_claim = \"preferred_username\"\nidentity_prefix = \"idp:\"");
+    let app = spawn_app_from_config(&config, &[], true).await;
+    let at_app = app.mint_ok(&session_token("alice", &["user"]), None).await;
+    let at_idp = app.mint_ok(&id_token(json!({"sub": "x1", "preferred_username": "alice"})), None).await;
+    assert_eq!(at_app["identity"], "app:alice");
+    assert_eq!(at_idp["identity"], "idp:alice");
+    for body in [&at_app, &at_idp] {
+        let (_, payload) = verify_token(body["token"].as_str().unwrap(), API_SECRET);
+        assert_eq!(payload["grants"]["identity"], body["identity"]);
+    }
+    // Nor can a username be chosen to look like the other issuer's prefix.
+    let sly = app.mint_ok(&id_token(json!({"sub": "x2", "preferred_username": "app:alice"})), None).await;
+    assert_eq!(sly["identity"], "idp:app:alice");
+}
+
+/// With two issuers and nothing said about their users, the service does not start: it names
+/// both issuers and the two ways to fix it. check-config explains each issuer's identities.
+#[test]
+fn two_issuers_without_prefixes_or_a_shared_namespace_are_refused_at_start_up() {
+    let write = |name: &str, text: String| {
+        let path = std::env::temp_dir().join(format!("tokenmint-{name}-{}.toml", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let env: Vec<(String, String)> = test_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let clashing = write("clash", test_config_with_session("") + &provider(""));
+    let (ok, _, stderr) = run_binary(&["check-config", "--config", clashing.to_str().unwrap()], &env);
+    assert!(!ok);
+    assert!(
+        stderr.contains("https://app.test and https://idp.identity.test could mint the same Twilio identity"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("identity_prefix") && stderr.contains("identity_namespace"), "{stderr}");
+    let (ok, _, stderr) = run_binary(&["serve", "--config", clashing.to_str().unwrap()], &env);
+    assert!(!ok && stderr.contains("could mint the same Twilio identity"), "{stderr}");
+
+    let apart = write(
+        "apart",
+        test_config_with_session("identity_prefix = \"app:\"") + &provider("identity_prefix = \"idp:\""),
+    );
+    let (ok, stdout, stderr) = run_binary(&["check-config", "--config", apart.to_str().unwrap()], &env);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("from https://app.test: \"app:\" + {sub}"), "{stdout}");
+    assert!(stdout.contains("from https://idp.identity.test: \"idp:\" + {sub}"), "{stdout}");
+}
+
+/// An identity read from the e-mail claim: an unverified sign-up with the owner's address gets
+/// nothing, however the provider writes "not verified"; stated values are checked as values.
+#[tokio::test]
+async fn an_email_identity_needs_a_verified_email_and_required_claims_check_values() {
+    let app = spawn_app_configured(
+        &provider(
+            "identity_claim = \"email\"\nidentity_namespace = \"test-users\"\nrequired_claims = { hd = \"example.com\" }",
+        ),
+        &[],
+        true,
+    )
+    .await;
+    let claims = |verified: serde_json::Value, hd: &str| json!({"sub": "s1", "email": "alice@example.com", "email_verified": verified, "hd": hd});
+    for unverified in [json!(false), json!("false"), json!(null), json!(1)] {
+        let response = app.post_token(Some(&id_token(claims(unverified.clone(), "example.com"))), None).await;
+        assert_eq!(response.status(), 401, "email_verified = {unverified}");
+        let problem: serde_json::Value = response.json().await.unwrap();
+        assert!(problem["detail"].as_str().unwrap().contains("verified e-mail") || unverified.is_null(), "{problem}");
+    }
+    assert_eq!(app.post_token(Some(&id_token(claims(json!(true), "evil.example"))), None).await.status(), 401);
+    let body = app.mint_ok(&id_token(claims(json!(true), "example.com")), None).await;
+    assert_eq!(body["identity"], "alice@example.com");
+    let text = app.client.get(app.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metric_value(&text, "tokenmint_auth_failures_total{reason=\"required_claim_value\"}") >= 4.0);
+}
+
+/// `{org}:{sub}` cannot be read two ways: a claim holding the separator is refused with a
+/// reason, whichever claim holds it.
+#[tokio::test]
+async fn an_identity_template_is_never_ambiguous() {
+    let app = spawn_app_configured(
+        &provider("identity_template = \"{org}:{sub}\"\nidentity_namespace = \"test-users\""),
+        &[],
+        true,
+    )
+    .await;
+    let body = app.mint_ok(&id_token(json!({"org": "acme", "sub": "bob"})), None).await;
+    assert_eq!(body["identity"], "acme:bob");
+    for (org, sub) in [("acme", "x:bob"), ("acme:x", "bob")] {
+        let response = app.post_token(Some(&id_token(json!({"org": org, "sub": sub}))), None).await;
+        assert_eq!(response.status(), 401, "({org}, {sub})");
+        let problem: serde_json::Value = response.json().await.unwrap();
+        assert!(problem["detail"].as_str().unwrap().contains("separator"), "{problem}");
+    }
+}

@@ -113,11 +113,13 @@ impl MockProvider {
 async fn an_id_token_from_a_real_openid_provider_gets_a_twilio_token() {
     let provider = MockProvider::start().await;
     let config = format!(
-        "\n[[auth.providers]]\nissuer = \"{}\"\naudiences = [\"{CLIENT_ID}\"]\nidentity_claim = \"email\"\nroles_claim = \"groups\"\n",
+        "\n[[auth.providers]]\nissuer = \"{}\"\naudiences = [\"{CLIENT_ID}\"]\nidentity_claim = \"email\"\nroles_claim = \"groups\"\nidentity_namespace = \"test-users\"\n",
         provider.base
     );
     let app = spawn_app_configured(&config, &[], true).await;
-    let id_token = provider.id_token("alice", json!({"email": "alice@example.com", "groups": ["user"]})).await;
+    let id_token = provider
+        .id_token("alice", json!({"email": "alice@example.com", "email_verified": true, "groups": ["user"]}))
+        .await;
 
     let body = app.mint_ok(&id_token, Some(json!({"grants": {"video": {"room": "standup"}}}))).await;
     assert_eq!(body["identity"], "alice@example.com");
@@ -128,6 +130,8 @@ async fn an_id_token_from_a_real_openid_provider_gets_a_twilio_token() {
     let flipped = if signature.starts_with('A') { "B" } else { "A" };
     let tampered = format!("{message}.{flipped}{}", &signature[1..]);
     assert_eq!(app.post_token(Some(&tampered), None).await.status(), 401);
-    let guest = provider.id_token("mallory", json!({"email": "mallory@example.com", "groups": ["guest"]})).await;
+    let guest = provider
+        .id_token("mallory", json!({"email": "mallory@example.com", "email_verified": true, "groups": ["guest"]}))
+        .await;
     assert_eq!(app.post_token(Some(&guest), None).await.status(), 403, "verified, but no rule for the guest role");
 }

@@ -122,6 +122,7 @@ audiences = ["{AUDIENCE}"]
 algorithms = ["RS256", "ES256", "EdDSA"]
 roles_claim = "realm_access.roles"
 default_roles = ["user"]
+identity_namespace = "test-users"
 {extra}
 "#
     )
