@@ -58,8 +58,9 @@ pub struct Series {
     log_lines_dropped: IntCounter,
     /// `tokenmint_open_connections`: both listeners together.
     pub open_connections: IntGauge,
-    /// `tokenmint_connections_refused_total`: answered 503 and closed at `server.max_connections`.
-    pub connections_refused: IntCounter,
+    /// `tokenmint_connections_refused_total{limit}`: answered 503 and closed at
+    /// `server.max_connections` (`listener`) or `server.max_connections_per_ip` (`per_ip`).
+    pub connections_refused: IntCounterVec,
 }
 
 impl Metrics {
@@ -141,12 +142,10 @@ impl Series {
             &registry,
             IntGauge::new("tokenmint_open_connections", "Open client connections, both listeners together."),
         );
-        let connections_refused = registered(
-            &registry,
-            IntCounter::new(
-                "tokenmint_connections_refused_total",
-                "Connections answered 503 and closed because a listener had server.max_connections open.",
-            ),
+        let connections_refused = counter(
+            "tokenmint_connections_refused_total",
+            "Connections answered 503 and closed, by the limit reached: listener (server.max_connections) or per_ip (server.max_connections_per_ip).",
+            &["limit"],
         );
         let reloader_running = registered(
             &registry,
@@ -180,6 +179,9 @@ impl Series {
         }
         for list in ["identity", "subject"] {
             denied.with_label_values(&[list]);
+        }
+        for limit in ["listener", "per_ip"] {
+            connections_refused.with_label_values(&[limit]);
         }
         for trigger in ["sighup", "file_change"] {
             for result in ["success", "failure"] {

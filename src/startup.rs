@@ -13,7 +13,7 @@ use crate::config::Settings;
 use crate::config::env::EnvVars;
 use crate::credentials::{ACCOUNT_SID_VAR, API_KEY_VAR, CredentialVars, TwilioCredentials};
 use crate::http::server::{ConnectionLimits, serve};
-use crate::http::{App, AppState, Health, admin_router, api_router};
+use crate::http::{App, AppState, ForwardingTrust, Health, admin_router, api_router};
 use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::ratelimit::RateLimiter;
@@ -105,7 +105,10 @@ impl Runtime {
             health: Arc::new(Health::default()),
             metrics,
             limiter: Arc::new(limiter),
-            trusted_proxies: Arc::new(settings.server.trusted_proxies.clone()),
+            forwarding: ForwardingTrust {
+                proxies: settings.server.trusted_proxies.clone(),
+                header: settings.server.client_ip_header,
+            },
             body_limit_bytes: settings.server.body_limit_bytes,
         }));
         (state, settings)
@@ -184,6 +187,8 @@ impl Application {
         let limits = || ConnectionLimits {
             header_read_timeout: server.header_read_timeout(),
             max_connections: server.max_connections,
+            max_connections_per_ip: server.max_connections_per_ip,
+            trust: self.state.forwarding.clone(),
         };
         let metrics = &self.state.metrics;
         let public = serve(

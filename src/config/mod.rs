@@ -63,13 +63,33 @@ pub struct ServerSettings {
     /// With HTTP/1 each connection has at most one request waiting, so this bounds the queue
     /// (and so the latency) when the CPU, not the concurrency limit, is what runs out.
     pub max_connections: usize,
-    /// Peers (addresses or CIDR blocks) whose `Forwarded` / `X-Forwarded-For` is believed when
-    /// finding the client IP; from anyone else the socket address is the client.
+    /// Open connections from one client address per listener; a connection beyond it gets a 503
+    /// and is closed at once. Trusted proxies are exempt.
+    pub max_connections_per_ip: usize,
+    /// Peers (addresses or CIDR blocks) whose forwarding header is believed when finding the
+    /// client IP; from anyone else the socket address is the client.
     #[serde(default)]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The one header the trusted proxies write the client address into.
+    pub client_ip_header: ClientIpHeader,
     /// After SIGTERM, how long readiness fails while both listeners keep serving, so the load
     /// balancer notices before the listeners close.
     pub drain_delay_ms: u64,
+}
+
+/// Which forwarding header names the client: only the one the operator's proxy writes is read,
+/// so a client's own copy of another one (which the proxy passes through) never counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+pub enum ClientIpHeader {
+    /// `X-Forwarded-For: client, proxy1, …` (nginx, most cloud load balancers).
+    #[serde(rename = "x-forwarded-for")]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=client;proto=https, for=…` (Envoy, some service meshes).
+    #[serde(rename = "forwarded")]
+    Forwarded,
+    /// `X-Real-IP: client`, one address set by the proxy (nginx's realip convention).
+    #[serde(rename = "x-real-ip")]
+    XRealIp,
 }
 
 /// One `[accounts.<name>]` entry.
@@ -165,6 +185,7 @@ impl ServerSettings {
             ("server.header_read_timeout_ms", self.header_read_timeout_ms),
             ("server.max_concurrent_requests", self.max_concurrent_requests as u64),
             ("server.max_connections", self.max_connections as u64),
+            ("server.max_connections_per_ip", self.max_connections_per_ip as u64),
         ] {
             if value == 0 {
                 problems.push(format!("{key} must be above 0"));

@@ -1,24 +1,42 @@
 //! The client's IP address: the socket peer, or, when the peer is a trusted proxy, the address
-//! that proxy reports in `Forwarded` (RFC 7239) or `X-Forwarded-For`. The chain is read from
-//! the right, skipping trusted proxies, so a client cannot forge its address by sending the
-//! header itself.
+//! that proxy reports in the one header the operator names (`server.client_ip_header`). Only
+//! that header is read: a proxy that writes `X-Forwarded-For` passes a client's own `Forwarded`
+//! through untouched, so believing any other header would let the client choose its address.
+//! The chain is read from the right, skipping trusted proxies, so entries a client put in
+//! front of the proxy's own are never reached.
 
 use std::net::{IpAddr, SocketAddr};
 
 use axum::http::HeaderMap;
 use ipnet::IpNet;
 
+use crate::config::ClientIpHeader;
+
+/// Who may name the client, and in which header.
+#[derive(Debug, Clone)]
+pub struct ForwardingTrust {
+    pub proxies: Vec<IpNet>,
+    pub header: ClientIpHeader,
+}
+
+impl ForwardingTrust {
+    pub fn trusts(&self, peer: IpAddr) -> bool {
+        let peer = peer.to_canonical();
+        self.proxies.iter().any(|net| net.contains(&peer))
+    }
+}
+
 /// The resolved client address, in the request's extensions for limits and the audit log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
 
-pub fn resolve(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+pub fn resolve(peer: SocketAddr, headers: &HeaderMap, trust: &ForwardingTrust) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trust.proxies.iter().any(|net| net.contains(ip));
     let peer = peer.ip().to_canonical();
     if !is_trusted(&peer) {
         return peer;
     }
-    let chain = forwarded_chain(headers);
+    let chain = forwarded_chain(headers, trust.header);
     // Rightmost first: the hop nearest to us is the one a trusted proxy appended.
     let mut client = peer;
     for hop in chain.iter().rev() {
@@ -36,29 +54,33 @@ pub fn resolve(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAd
     client
 }
 
-/// The addresses in `Forwarded: for=…` if present, else in `X-Forwarded-For`, left to right;
-/// `None` for an entry that is not an IP address.
-fn forwarded_chain(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
-    let forwarded: Vec<&str> = headers.get_all("forwarded").iter().filter_map(|v| v.to_str().ok()).collect();
-    if !forwarded.is_empty() {
-        return forwarded
-            .iter()
-            .flat_map(|v| v.split(','))
-            .filter_map(|element| {
-                element.split(';').find_map(|pair| {
-                    let (key, value) = pair.trim().split_once('=')?;
-                    key.trim().eq_ignore_ascii_case("for").then(|| parse_node(value.trim().trim_matches('"')))
-                })
+/// The addresses in the configured header, left to right; `None` for an entry that is not an IP
+/// address. Several lines of one header are one list, in order (RFC 9110 §5.3).
+fn forwarded_chain(headers: &HeaderMap, header: ClientIpHeader) -> Vec<Option<IpAddr>> {
+    let name = match header {
+        ClientIpHeader::XForwardedFor => "x-forwarded-for",
+        ClientIpHeader::Forwarded => "forwarded",
+        ClientIpHeader::XRealIp => "x-real-ip",
+    };
+    let entry = |element: &str| match header {
+        ClientIpHeader::Forwarded => element
+            .split(';')
+            .find_map(|pair| {
+                let (key, value) = pair.trim().split_once('=')?;
+                key.trim().eq_ignore_ascii_case("for").then(|| parse_node(value.trim().trim_matches('"')))
             })
-            .collect();
+            .flatten(),
+        ClientIpHeader::XForwardedFor | ClientIpHeader::XRealIp => parse_node(element.trim()),
+    };
+    let mut chain = Vec::new();
+    for value in headers.get_all(name) {
+        match value.to_str() {
+            Ok(text) => chain.extend(text.split(',').map(entry)),
+            // Not visible ASCII: a garbled hop, beyond which nothing is believed.
+            Err(_) => chain.push(None),
+        }
     }
-    headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|entry| parse_node(entry.trim()))
-        .collect()
+    chain
 }
 
 /// `192.0.2.1`, `192.0.2.1:4711`, `[2001:db8::1]` or `[2001:db8::1]:4711`.
@@ -82,8 +104,12 @@ mod tests {
 
     const PROXY: &str = "10.0.0.5:443";
 
-    fn trusted() -> Vec<IpNet> {
-        vec!["10.0.0.0/8".parse().unwrap()]
+    fn trusted() -> ForwardingTrust {
+        trusting(ClientIpHeader::XForwardedFor)
+    }
+
+    fn trusting(header: ClientIpHeader) -> ForwardingTrust {
+        ForwardingTrust { proxies: vec!["10.0.0.0/8".parse().unwrap()], header }
     }
 
     #[test]
@@ -102,12 +128,26 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_is_preferred_and_understood() {
+    fn forwarded_is_understood_when_it_is_the_configured_header() {
         let h = headers(&[
             ("forwarded", "for=6.6.6.6, for=\"[2001:db8:cafe::17]:4711\";proto=https"),
             ("x-forwarded-for", "9.9.9.9"),
         ]);
-        assert_eq!(resolve(PROXY.parse().unwrap(), &h, &trusted()), "2001:db8:cafe::17".parse::<IpAddr>().unwrap());
+        let forwarded = trusting(ClientIpHeader::Forwarded);
+        assert_eq!(resolve(PROXY.parse().unwrap(), &h, &forwarded), "2001:db8:cafe::17".parse::<IpAddr>().unwrap());
+        assert_eq!(resolve(PROXY.parse().unwrap(), &h, &trusted()), "9.9.9.9".parse::<IpAddr>().unwrap());
+    }
+
+    /// Behind a proxy that writes X-Forwarded-For, a client's own `Forwarded` (or `X-Real-IP`)
+    /// arrives untouched; it must never choose the address.
+    #[test]
+    fn a_header_the_proxy_does_not_write_is_never_read() {
+        let h = headers(&[("forwarded", "for=1.2.3.4"), ("x-real-ip", "1.2.3.5"), ("x-forwarded-for", "198.51.100.7")]);
+        assert_eq!(resolve(PROXY.parse().unwrap(), &h, &trusted()), "198.51.100.7".parse::<IpAddr>().unwrap());
+        let only_forged = headers(&[("forwarded", "for=1.2.3.4"), ("x-real-ip", "1.2.3.5")]);
+        assert_eq!(resolve(PROXY.parse().unwrap(), &only_forged, &trusted()), "10.0.0.5".parse::<IpAddr>().unwrap());
+        let real_ip = trusting(ClientIpHeader::XRealIp);
+        assert_eq!(resolve(PROXY.parse().unwrap(), &h, &real_ip), "1.2.3.5".parse::<IpAddr>().unwrap());
     }
 
     #[test]

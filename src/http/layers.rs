@@ -120,7 +120,7 @@ fn request_id(request: &Request) -> &str {
 async fn observe(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     if let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>().copied() {
-        let ip = client_ip::resolve(peer, request.headers(), &state.trusted_proxies);
+        let ip = client_ip::resolve(peer, request.headers(), &state.forwarding);
         request.extensions_mut().insert(ClientIp(ip));
     }
     // MatchedPath is an Arc inside: cloning it is cheaper than copying the route string.

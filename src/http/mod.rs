@@ -21,7 +21,7 @@ use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::ratelimit::RateLimiter;
 use crate::token::Minters;
-pub use client_ip::ClientIp;
+pub use client_ip::{ClientIp, ForwardingTrust};
 pub use layers::with_rate_limit_fields;
 pub use routes::health::Health;
 
@@ -48,8 +48,8 @@ pub struct App {
     pub health: Arc<Health>,
     pub limiter: Arc<RateLimiter>,
     pub metrics: Metrics,
-    /// Peers whose forwarding headers name the client.
-    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
+    /// Peers whose forwarding header names the client, and which header that is.
+    pub forwarding: client_ip::ForwardingTrust,
     /// Largest accepted body, for the 413 message.
     pub body_limit_bytes: usize,
 }

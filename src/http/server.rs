@@ -1,11 +1,12 @@
 //! The accept loop: hyper's HTTP/1 server, because `axum::serve` has no header-read timeout
 //! (a client that trickles its headers must not hold a connection forever) and no connection
-//! limit. Each request carries its peer address as `ConnectInfo`; on shutdown the listener
+//! limit, overall and per client address. Each request carries its peer address as `ConnectInfo`; on shutdown the listener
 //! closes, idle connections close, and in-flight requests finish.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::{Arc, LazyLock};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -19,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
+use super::ForwardingTrust;
 use crate::error::{ApiError, RETRY_AFTER_SECS};
 use crate::metrics::Metrics;
 
@@ -26,6 +28,10 @@ use crate::metrics::Metrics;
 pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
     pub max_connections: usize,
+    /// Open connections from one address (an IPv6 client: its /64); trusted proxies are exempt.
+    pub max_connections_per_ip: usize,
+    /// The peers exempt from the per-address cap: they carry every client's connections.
+    pub trust: ForwardingTrust,
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then drains.
@@ -40,6 +46,7 @@ pub async fn serve(
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder.timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout).keep_alive(true);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let per_peer = Arc::new(PeerConnections::default());
     // Refusals take a moment each (see `refuse`); beyond as many at once as there are slots (at
     // least 1024), a connection is closed without a word, so a flood cannot turn refusals into a
     // file-descriptor exhaustion.
@@ -58,14 +65,23 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            metrics.connections_refused.inc();
-            if let Ok(refusing) = refusals.clone().try_acquire_owned() {
-                tokio::spawn(async move {
-                    refuse(stream).await;
-                    drop(refusing);
-                });
+        // One address may not hold every slot: its own cap is checked first, so a flood from it
+        // is refused before it takes a slot another client could have.
+        let peer_slot = if limits.trust.trusts(peer.ip()) {
+            None
+        } else {
+            match per_peer.try_open(peer.ip(), limits.max_connections_per_ip) {
+                Some(peer_slot) => Some(peer_slot),
+                None => {
+                    metrics.connections_refused.with_label_values(&["per_ip"]).inc();
+                    refuse_in_background(stream, &refusals);
+                    continue;
+                }
             }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            metrics.connections_refused.with_label_values(&["listener"]).inc();
+            refuse_in_background(stream, &refusals);
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -83,10 +99,70 @@ pub async fn serve(
             }
             open.dec();
             drop(slot);
+            drop(peer_slot);
         });
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// Answers a refused connection with [`refuse`], unless [`refuse`] is already running for as
+/// many as `refusals` allows; then it is closed without a word.
+fn refuse_in_background(stream: TcpStream, refusals: &Arc<Semaphore>) {
+    if let Ok(refusing) = refusals.clone().try_acquire_owned() {
+        tokio::spawn(async move {
+            refuse(stream).await;
+            drop(refusing);
+        });
+    }
+}
+
+/// Open connections by client address.
+#[derive(Default)]
+struct PeerConnections(Mutex<HashMap<IpAddr, usize>>);
+
+/// One open connection of an address; dropping it closes the count.
+struct PeerSlot {
+    peers: Arc<PeerConnections>,
+    key: IpAddr,
+}
+
+impl PeerConnections {
+    /// Counts a new connection from `peer`, unless it already has `max` open.
+    fn try_open(self: &Arc<Self>, peer: IpAddr, max: usize) -> Option<PeerSlot> {
+        let key = peer_key(peer);
+        let mut open = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = open.entry(key).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(PeerSlot { peers: self.clone(), key })
+    }
+}
+
+impl Drop for PeerSlot {
+    fn drop(&mut self) {
+        let mut open = self.peers.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// IPv4 addresses as they are; IPv6 by /64, the block one host or subscriber usually holds, so
+/// a host cannot multiply its cap by using many addresses.
+fn peer_key(peer: IpAddr) -> IpAddr {
+    match peer.to_canonical() {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+        }
+        v4 => v4,
+    }
 }
 
 /// What a connection beyond `server.max_connections` gets, whatever it asked: written before
@@ -124,5 +200,30 @@ async fn refuse(mut stream: TcpStream) {
         let _ =
             tokio::time::timeout(bounded, async { while matches!(stream.read(&mut buffer).await, Ok(n) if n > 0) {} })
                 .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_gets_its_cap_and_gets_slots_back_as_connections_close() {
+        let peers = Arc::new(PeerConnections::default());
+        let alice: IpAddr = "192.0.2.1".parse().unwrap();
+        let held: Vec<PeerSlot> = (0..3).map(|_| peers.try_open(alice, 3).unwrap()).collect();
+        assert!(peers.try_open(alice, 3).is_none());
+        assert!(peers.try_open("192.0.2.2".parse().unwrap(), 3).is_some(), "others are unaffected");
+        drop(held);
+        assert!(peers.try_open(alice, 3).is_some());
+        assert!(peers.0.lock().unwrap().len() <= 1, "closed addresses are forgotten");
+    }
+
+    #[test]
+    fn an_ipv6_host_counts_as_its_64() {
+        let peers = Arc::new(PeerConnections::default());
+        let _held = peers.try_open("2001:db8:1:2::1".parse().unwrap(), 1).unwrap();
+        assert!(peers.try_open("2001:db8:1:2:ffff::9".parse().unwrap(), 1).is_none());
+        assert!(peers.try_open("2001:db8:1:3::1".parse().unwrap(), 1).is_some());
     }
 }

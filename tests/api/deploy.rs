@@ -101,6 +101,24 @@ fn the_kubernetes_base_renders_validates_and_runs_restricted() {
     let grace = pod["terminationGracePeriodSeconds"].as_u64().unwrap() * 1000;
     assert!(grace > settings.server.drain_delay_ms + settings.server.request_timeout_ms, "grace period too short");
     assert_eq!(container["ports"][1]["containerPort"], settings.server.admin_listen.port());
+
+    // Forwarding headers are believed from the pod network, so the NetworkPolicy must let only
+    // the ingress controller reach the API port: a rule for it without `from` would let any pod
+    // in the cluster name any client address.
+    let api_port = settings.server.listen.port();
+    assert!(!settings.server.trusted_proxies.is_empty());
+    let policy = find(&objects, "NetworkPolicy", "tokenmint");
+    let api_rules: Vec<&Value> = policy["spec"]["ingress"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|rule| rule["ports"].as_array().is_none_or(|ports| ports.iter().any(|p| p["port"] == api_port)))
+        .collect();
+    assert!(!api_rules.is_empty(), "no rule admits the API port");
+    for rule in api_rules {
+        let from = rule["from"].as_array().map_or(0, Vec::len);
+        assert!(from > 0, "the API port is open to every peer, and trusted_proxies trusts them: {rule}");
+    }
 }
 
 fn deployment_config_name(pod: &Value) -> String {

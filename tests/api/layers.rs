@@ -329,7 +329,7 @@ async fn beyond_the_connection_limit_a_connection_gets_503_at_once_until_slow_cl
     assert_problem(refused, 503, "too many open connections").await;
     // The admin listener has slots of its own.
     let metrics = app.client.get(app.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metric_value(&metrics, "tokenmint_connections_refused_total") >= 1.0);
+    assert!(metric_value(&metrics, "tokenmint_connections_refused_total{limit=\"listener\"}") >= 1.0);
     assert!(metric_value(&metrics, "tokenmint_open_connections") >= 4.0);
     // The header-read timeout cuts the stalled clients, and their slots serve again.
     for mut stream in stalled {

@@ -4,6 +4,7 @@
 mod accounts;
 mod browser;
 mod cli;
+mod client_address;
 mod clock;
 mod container;
 mod deny;
