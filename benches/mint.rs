@@ -155,9 +155,18 @@ fn bench_credentials(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("verify");
     let mut check = |name: &str, authenticator: &Authenticator, credential: &str| {
-        assert!(runtime.block_on(authenticator.authenticate(credential)).is_ok(), "{name} verifies");
+        assert!(
+            runtime.block_on(authenticator.authenticate(credential, tokenmint::auth::Accepted::AnyCredential)).is_ok(),
+            "{name} verifies"
+        );
         group.bench_function(name, |b| {
-            b.iter(|| runtime.block_on(authenticator.authenticate(black_box(credential))).unwrap())
+            b.iter(|| {
+                runtime
+                    .block_on(
+                        authenticator.authenticate(black_box(credential), tokenmint::auth::Accepted::AnyCredential),
+                    )
+                    .unwrap()
+            })
         });
     };
     check("HS256 app session", &uncached, &session);

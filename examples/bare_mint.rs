@@ -28,7 +28,12 @@ struct Bare {
 async fn mint(State(bare): State<Arc<Bare>>, headers: HeaderMap, body: Bytes) -> Result<String, StatusCode> {
     let header = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok());
     let credential = bearer_credential(header).map_err(|_| StatusCode::UNAUTHORIZED)?;
-    let principal = bare.runtime.authenticator.authenticate(credential).await.map_err(|_| StatusCode::UNAUTHORIZED)?;
+    let principal = bare
+        .runtime
+        .authenticator
+        .authenticate(credential, tokenmint::auth::Accepted::AnyCredential)
+        .await
+        .map_err(|_| StatusCode::UNAUTHORIZED)?;
     let request: TokenRequest = if body.is_empty() {
         TokenRequest::default()
     } else {

@@ -138,6 +138,34 @@ pub enum AuthError {
     AmbiguousIdentity(String),
     #[error("no API key matches")]
     UnknownApiKey,
+    #[error("the credential is not an app user's JWT")]
+    NotAppUserToken,
+}
+
+/// Which kinds of credential a route takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// App-user JWTs and backend API keys (`POST /v1/tokens`).
+    AnyCredential,
+    /// App-user JWTs only: the token exchange's subject token is a user's token, never a key.
+    AppUserJwt,
+}
+
+impl Principal {
+    /// The key of this principal's own per-identity quota. An app user's is their Twilio
+    /// identity (which already names the issuer, or its declared namespace), shared with a
+    /// backend that mints for that identity ([`identity_quota_key`]); a backend key's is its name.
+    pub fn quota_key(&self) -> String {
+        match &self.source {
+            PrincipalSource::ApiKey { name } => format!("api_key:{name}"),
+            PrincipalSource::Session { .. } | PrincipalSource::Provider { .. } => identity_quota_key(&self.identity),
+        }
+    }
+}
+
+/// The per-identity quota key of a Twilio identity, whoever asks for it.
+pub fn identity_quota_key(identity: &str) -> String {
+    format!("identity:{identity}")
 }
 
 impl AuthError {
@@ -159,6 +187,7 @@ impl AuthError {
             Self::RequiredClaimValue(_) => "required_claim_value",
             Self::AmbiguousIdentity(_) => "ambiguous_identity",
             Self::UnknownApiKey => "unknown_api_key",
+            Self::NotAppUserToken => "not_app_user_token",
         }
     }
 
@@ -169,6 +198,9 @@ impl AuthError {
             Self::NotBearer => "the Authorization header must use the Bearer scheme",
             Self::Expired => "the credential has expired; sign in again",
             Self::NotYetValid => "the credential is not valid yet; check the clock of the system that issued it",
+            Self::NotAppUserToken => {
+                "the subject token must be an app user's JWT from a configured issuer, not a backend API key"
+            }
             Self::RequiredClaimValue(_) => {
                 "the credential lacks a claim value its issuer must vouch for here (such as a verified e-mail address)"
             }
@@ -292,14 +324,21 @@ impl Authenticator {
             .collect()
     }
 
-    /// Verifies a bearer credential.
-    pub async fn authenticate(&self, credential: &str) -> Result<Principal, AuthError> {
+    /// Verifies a bearer credential of the kinds `accepted` names.
+    pub async fn authenticate(&self, credential: &str, accepted: Accepted) -> Result<Principal, AuthError> {
         if credential.is_empty() || credential.len() > MAX_CREDENTIAL_BYTES {
             return Err(AuthError::Malformed);
         }
-        if credential.bytes().filter(|&b| b == b'.').count() != 2 {
-            return self.api_keys.verify(credential);
+        let is_jwt = credential.bytes().filter(|&b| b == b'.').count() == 2;
+        match (is_jwt, accepted) {
+            (true, _) => self.verify_jwt(credential).await,
+            (false, Accepted::AnyCredential) => self.api_keys.verify(credential),
+            (false, Accepted::AppUserJwt) => Err(AuthError::NotAppUserToken),
         }
+    }
+
+    /// Verifies an app user's JWT with the key of the issuer it names.
+    async fn verify_jwt(&self, credential: &str) -> Result<Principal, AuthError> {
         let now = crate::token::unix_now();
         let key = VerifiedTokens::key(credential);
         if let Some(principal) = self.verified.get(&key, now) {

@@ -30,7 +30,7 @@ use tracing::Span;
 
 use super::AppState;
 use super::client_ip::{self, ClientIp};
-use crate::auth::{AuthError, bearer_credential};
+use crate::auth::{Accepted, AuthError, bearer_credential};
 use crate::config::{CorsSettings, ServerSettings};
 use crate::error::ApiError;
 use crate::metrics::{Metrics, method_label};
@@ -161,7 +161,8 @@ async fn guard_token_route(State(state): State<AppState>, mut request: Request, 
     let [authorization, request_id] = [AUTHORIZATION, X_REQUEST_ID].map(|name| request.headers().get(name).cloned());
     let credential = authorization.as_ref().map(|v| v.to_str().map_err(|_| AuthError::Malformed)).transpose();
     let request_id = request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("");
-    let (principal, identity_fields) = match admit(&state, credential.and_then(bearer_credential), request_id).await {
+    let credential = credential.and_then(bearer_credential);
+    let (principal, identity_fields) = match admit(&state, credential, Accepted::AnyCredential, request_id).await {
         Ok(admitted) => admitted,
         Err(e) => return with_quota_fields(e.into_response(), ip_fields.as_ref()),
     };
@@ -185,18 +186,22 @@ pub(crate) async fn limit_ip(
 pub(crate) async fn admit(
     state: &AppState,
     credential: Result<&str, AuthError>,
+    accepted: Accepted,
     request_id: &str,
 ) -> Result<(crate::auth::Principal, RateLimitFields), ApiError> {
     let verified = match credential {
-        Ok(credential) => state.authenticator.authenticate(credential).await,
+        Ok(credential) => state.authenticator.authenticate(credential, accepted).await,
         Err(e) => Err(e),
     };
     let principal = verified.inspect_err(|e| {
         state.metrics.auth_failures.with_label_values(&[e.reason()]).inc();
         tracing::info!(reason = e.reason(), request_id, "authentication failed");
     })?;
-    let key = format!("{}:{}", principal.source, principal.identity);
-    let fields = state.limiter.check_identity(&key, &principal.roles).await.map_err(|e| refuse(&state.metrics, e))?;
+    let fields = state
+        .limiter
+        .check_identity(&principal.quota_key(), &principal.roles)
+        .await
+        .map_err(|e| refuse(&state.metrics, e))?;
     Span::current().record("identity", principal.identity.as_str());
     Ok((principal, fields))
 }
@@ -209,7 +214,8 @@ pub(crate) fn with_quota_fields(response: Response, fields: Option<&RateLimitFie
     }
 }
 
-fn refuse(metrics: &Metrics, error: RateLimitError) -> ApiError {
+/// A rate-limit refusal as an error, counted.
+pub(crate) fn refuse(metrics: &Metrics, error: RateLimitError) -> ApiError {
     if let RateLimitError::Limited(limited) = &error {
         metrics.rate_limited.with_label_values(&[limited.scope.label()]).inc();
     }

@@ -20,13 +20,25 @@ pub use redis::{OnError, RedisSettings, RedisStore};
 
 use crate::config::env::EnvVars;
 
+/// The routes that mint. A per-route limit set for one of them covers both, as one count: a
+/// client held back on one must not go on minting through the other.
+pub const MINT_ROUTES: [&str; 2] = ["/v1/tokens", "/oauth2/token"];
+/// The name of that one count (`RateLimit-Policy: "ip:mint"`).
+const MINT_GROUP: &str = "mint";
+
+/// The route a limit is kept under: the minting routes are one.
+fn route_group(route: &str) -> &str {
+    if MINT_ROUTES.contains(&route) { MINT_GROUP } else { route }
+}
+
 /// The `[rate_limit]` section.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitSettings {
     /// Per client IP, before authentication.
     pub per_ip: QuotaSettings,
-    /// Per-route overrides of `per_ip`, keyed by route template (e.g. `"/v1/tokens"`).
+    /// Per-route overrides of `per_ip`, keyed by route template (e.g. `"/v1/tokens"`); one for a
+    /// route that mints covers every route that mints ([`MINT_ROUTES`]).
     #[serde(default)]
     pub routes: BTreeMap<String, QuotaSettings>,
     /// Per authenticated principal (an app user, or a backend key).
@@ -221,6 +233,14 @@ impl RateLimiter {
         for (role, quota) in &settings.roles {
             check(format!("rate_limit.roles.{role}"), quota);
         }
+        let mint_quotas: Vec<&QuotaSettings> =
+            MINT_ROUTES.iter().filter_map(|route| settings.routes.get(*route)).collect();
+        if mint_quotas.windows(2).any(|pair| pair[0] != pair[1]) {
+            problems.push(format!(
+                "rate_limit.routes: {} and {} both mint tokens and share one per-IP count, so they cannot have different limits: keep one of them",
+                MINT_ROUTES[0], MINT_ROUTES[1]
+            ));
+        }
         if settings.eviction_interval_secs == 0 {
             problems.push("rate_limit.eviction_interval_secs must be at least 1".into());
         }
@@ -236,7 +256,7 @@ impl RateLimiter {
             routes: settings
                 .routes
                 .iter()
-                .map(|(route, q)| (route.clone(), Limit::new(format!("ip:{route}"), *q)))
+                .map(|(route, q)| (route_group(route).to_owned(), Limit::new(format!("ip:{}", route_group(route)), *q)))
                 .collect(),
             per_identity: Limit::new("identity".into(), settings.per_identity),
             roles,
@@ -246,7 +266,8 @@ impl RateLimiter {
 
     /// The per-IP limit for `route` (a route template).
     pub async fn check_ip(&self, route: &str, ip: IpAddr) -> Result<RateLimitFields, RateLimitError> {
-        self.routes.get(route).unwrap_or(&self.per_ip).check(Scope::Ip, &ip_key(ip), self.shared.as_ref()).await
+        let limit = self.routes.get(route_group(route)).unwrap_or(&self.per_ip);
+        limit.check(Scope::Ip, &ip_key(ip), self.shared.as_ref()).await
     }
 
     /// The per-principal limit; `principal` is a stable key for who authenticated.
@@ -317,6 +338,24 @@ mod tests {
                 key_prefix: "t:".into(),
             },
         }
+    }
+
+    #[tokio::test]
+    async fn a_limit_on_one_minting_route_covers_the_other_as_one_count() {
+        let mut mint = settings();
+        mint.routes.insert("/v1/tokens".into(), QuotaSettings { per_minute: 1, burst: 2 });
+        let limiter = limiter(&mint);
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        assert!(limiter.check_ip("/v1/tokens", ip).await.is_ok());
+        assert!(limiter.check_ip("/oauth2/token", ip).await.is_ok());
+        let refused = limited(limiter.check_ip("/oauth2/token", ip).await);
+        assert_eq!(refused.fields.policy, "\"ip:mint\";q=1;w=60");
+        limited(limiter.check_ip("/v1/tokens", ip).await);
+        assert!(limiter.check_ip("/readyz", ip).await.is_ok(), "other routes keep per_ip");
+
+        mint.routes.insert("/oauth2/token".into(), QuotaSettings { per_minute: 100, burst: 50 });
+        let problems = RateLimiter::from_settings(&mint, &EnvVars::default()).err().unwrap();
+        assert!(problems[0].contains("both mint tokens"), "{problems:?}");
     }
 
     fn limiter(settings: &RateLimitSettings) -> RateLimiter {

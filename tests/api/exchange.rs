@@ -158,3 +158,54 @@ async fn the_exchange_is_described_in_the_openapi_document() {
         assert!(document["components"]["schemas"][schema].is_object(), "{schema}");
     }
 }
+
+/// The subject token is an app user's token. A backend API key is not one: it was once
+/// exchanged, minting for the key's own name.
+#[tokio::test]
+async fn a_backend_api_key_is_no_subject_token() {
+    let app = spawn_app().await;
+    for key in [BACKEND_KEY, KIOSK_KEY] {
+        let body = form(&[("grant_type", EXCHANGE), ("subject_token", key), ("subject_token_type", JWT)]);
+        let description = assert_oauth_error(exchange(&app, body).await, 400, "invalid_grant").await;
+        assert!(description.contains("app user's JWT"), "{description}");
+    }
+    let text = app.client.get(app.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(metric_value(&text, "tokenmint_tokens_issued_total{grant=\"video\"}"), 0.0);
+    assert_eq!(metric_value(&text, "tokenmint_auth_failures_total{reason=\"not_app_user_token\"}"), 2.0);
+}
+
+/// RFC 6749 §3.1: a parameter sent without a value is treated as if it were left out.
+#[tokio::test]
+async fn an_empty_parameter_is_a_missing_one() {
+    let app = spawn_app().await;
+    let alice = session_token("alice", &["user"]);
+    for (empty, others) in [
+        ("grant_type", vec![("subject_token", alice.as_str()), ("subject_token_type", JWT)]),
+        ("subject_token", vec![("grant_type", EXCHANGE), ("subject_token_type", JWT)]),
+        ("subject_token_type", vec![("grant_type", EXCHANGE), ("subject_token", alice.as_str())]),
+    ] {
+        let mut pairs = others.clone();
+        pairs.push((empty, ""));
+        let description = assert_oauth_error(exchange(&app, form(&pairs)).await, 400, "invalid_request").await;
+        assert!(description.contains(&format!("{empty} is missing")), "{empty}: {description}");
+    }
+    // An empty scope is no scope: the policy's defaults.
+    let body = form(&[("grant_type", EXCHANGE), ("subject_token", &alice), ("subject_token_type", JWT), ("scope", "")]);
+    assert_eq!(exchange(&app, body).await.status(), 200);
+}
+
+/// A stricter per-IP limit for /v1/tokens covers the other route that mints: once, the token
+/// exchange went on minting after /v1/tokens said 429.
+#[tokio::test]
+async fn a_minting_route_limit_covers_the_token_exchange() {
+    let app =
+        spawn_app_configured("\n[rate_limit.routes.\"/v1/tokens\"]\nper_minute = 1\nburst = 2\n", &[], true).await;
+    let alice = session_token("alice", &["user"]);
+    assert_eq!(app.post_token(Some(&alice), None).await.status(), 200);
+    assert_eq!(app.post_token(Some(&alice), None).await.status(), 200);
+    assert_eq!(app.post_token(Some(&alice), None).await.status(), 429);
+    let body = form(&[("grant_type", EXCHANGE), ("subject_token", &alice), ("subject_token_type", JWT)]);
+    let limited = exchange(&app, body).await;
+    assert!(limited.headers()["ratelimit-policy"].to_str().unwrap().contains("\"ip:mint\""));
+    assert_oauth_error(limited, 429, "temporarily_unavailable").await;
+}

@@ -218,3 +218,30 @@ async fn an_identity_template_is_never_ambiguous() {
         assert!(problem["detail"].as_str().unwrap().contains("separator"), "{problem}");
     }
 }
+
+/// A backend that mints for users spends each target identity's quota as well as its own: its
+/// whole budget cannot go to one user, and that user's own requests share the count.
+#[tokio::test]
+async fn a_backend_acting_for_users_is_limited_per_target_identity() {
+    let app = spawn_app_with(&[
+        ("TOKENMINT__RATE_LIMIT__PER_IDENTITY__PER_MINUTE", "1"),
+        ("TOKENMINT__RATE_LIMIT__PER_IDENTITY__BURST", "3"),
+        ("TOKENMINT__RATE_LIMIT__ROLES__BACKEND__PER_MINUTE", "100000"),
+        ("TOKENMINT__RATE_LIMIT__ROLES__BACKEND__BURST", "10000"),
+    ])
+    .await;
+    let for_identity = |identity: &str| json!({"identity": identity, "grants": {"chat": {}}});
+    for _ in 0..3 {
+        app.mint_ok(BACKEND_KEY, Some(for_identity("bob"))).await;
+    }
+    let limited = app.post_token(Some(BACKEND_KEY), Some(for_identity("bob"))).await;
+    assert!(limited.headers().contains_key("retry-after"));
+    assert_problem(limited, 429, "identity").await;
+    app.mint_ok(BACKEND_KEY, Some(for_identity("carol"))).await;
+    assert_eq!(
+        app.post_token(Some(&session_token("bob", &["user"])), None).await.status(),
+        429,
+        "bob's count is shared"
+    );
+    app.mint_ok(&session_token("dave", &["user"]), None).await;
+}

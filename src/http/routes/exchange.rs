@@ -16,6 +16,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::tokens::issue;
+use crate::auth::Accepted;
 use crate::error::{ApiError, OAuthError, OAuthErrorBody};
 use crate::http::layers::{admit, limit_ip, with_quota_fields};
 use crate::http::{AppState, ClientIp};
@@ -28,7 +29,7 @@ const ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
 const ROUTE: &str = "/oauth2/token";
 
 /// The form a client posts (`application/x-www-form-urlencoded`). Parameters not listed are
-/// ignored, as RFC 6749 requires; none may appear twice.
+/// ignored, as RFC 6749 requires; none may appear twice; one without a value counts as left out.
 #[derive(Debug, ToSchema)]
 pub struct ExchangeForm {
     /// Always `urn:ietf:params:oauth:grant-type:token-exchange`.
@@ -116,11 +117,11 @@ async fn answer(
         Err(reason) => return (OAuthError::InvalidScope(reason).into_response(), None),
     };
     let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-    let (principal, fields) = match admit(state, Ok(&form.subject_token), request_id).await {
+    let (principal, fields) = match admit(state, Ok(&form.subject_token), Accepted::AppUserJwt, request_id).await {
         Ok(admitted) => admitted,
         Err(e) => return (OAuthError::from(e).into_response(), None),
     };
-    let response = match issue(state, &principal, &request, client_ip.0, request_id) {
+    let response = match issue(state, &principal, &request, client_ip.0, request_id).await {
         Ok(issued) => {
             let body = ExchangeResponse {
                 access_token: issued.token,
@@ -163,6 +164,10 @@ fn read_form(
     let mut values: [Option<String>; 5] = Default::default();
     const NAMES: [&str; 5] = ["grant_type", "subject_token", "subject_token_type", "scope", "requested_token_type"];
     for (name, value) in form_urlencoded::parse(&body) {
+        // RFC 6749 §3.1: a parameter sent without a value is treated as if it were left out.
+        if value.is_empty() {
+            continue;
+        }
         if let Some(index) = NAMES.iter().position(|known| *known == name) {
             if values[index].replace(value.into_owned()).is_some() {
                 return Err(bad_request(&format!("{name} is given more than once")));

@@ -10,9 +10,10 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::auth::Principal;
+use crate::auth::{Principal, identity_quota_key};
 use crate::error::{ApiError, Problem};
 use crate::http::extract::JsonBody;
+use crate::http::layers::refuse;
 use crate::http::{AppState, ClientIp};
 use crate::policy::{PolicyError, TokenRequest};
 use crate::token::{rfc3339, unix_now};
@@ -60,7 +61,7 @@ pub async fn mint_token(
     JsonBody(request): JsonBody<TokenRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-    let issued = issue(&state, &principal, &request, client_ip, request_id)?;
+    let issued = issue(&state, &principal, &request, client_ip, request_id).await?;
     Ok(Json(TokenResponse {
         token: issued.token,
         identity: issued.identity,
@@ -80,8 +81,10 @@ pub(crate) struct Issued {
 }
 
 /// Decides, mints, counts and audits: the one path every token takes, whichever endpoint was
-/// asked. A deny-list refusal is counted and audited here too.
-pub(crate) fn issue(
+/// asked. A deny-list refusal is counted and audited here too. A backend that mints for another
+/// identity also spends that identity's quota, so one key cannot spend its whole budget on one
+/// user.
+pub(crate) async fn issue(
     state: &AppState,
     principal: &Principal,
     request: &TokenRequest,
@@ -103,6 +106,13 @@ pub(crate) fn issue(
             );
         }
     })?;
+    if decision.spec.identity != principal.identity {
+        state
+            .limiter
+            .check_identity(&identity_quota_key(&decision.spec.identity), &[])
+            .await
+            .map_err(|e| refuse(&state.metrics, e))?;
+    }
     let minters = state.minters.load();
     let minter = minters.get(&decision.account).ok_or_else(|| {
         ApiError::Internal(format!("policy rule {:?} chose the unloaded account {:?}", decision.rule, decision.account))
