@@ -243,6 +243,11 @@ fn check_config(config: Option<&Path>, dev: bool) -> anyhow::Result<()> {
     }
     println!("  api keys         {:?}", settings.auth.api_keys.iter().map(|k| &k.name).collect::<Vec<_>>());
     println!("  policy rules     {:?}", settings.policy.rules.iter().map(|r| &r.name).collect::<Vec<_>>());
+    for key in &settings.auth.api_keys {
+        if let Some(warning) = runtime.policy.tenant_warning(&key.name, &key.roles, key.tenant.as_deref()) {
+            println!("  warning: {warning}");
+        }
+    }
     println!("  cors origins     {:?}", settings.cors.allowed_origins);
     println!("  rate limits      {}", runtime.limiter.store_status().label());
     Ok(())

@@ -193,6 +193,8 @@ pub struct Decision {
 #[derive(Debug, Clone)]
 pub struct Policy {
     rules: Vec<Rule>,
+    /// Every configured Twilio account name: a tenant naming one of them means that account.
+    accounts: Vec<String>,
     default_ttl_secs: u32,
     denied_identities: std::collections::HashSet<String>,
     denied_subjects: std::collections::HashSet<String>,
@@ -233,8 +235,7 @@ impl Policy {
         self.rules.len()
     }
 
-    /// Validates the rules; every problem is reported at once.
-    /// Validates the rules; `accounts` are the Twilio account names that exist (`"default"` and
+    /// Validates the rules; every problem is reported at once. `accounts` are the Twilio account names that exist (`"default"` and
     /// each `[accounts.<name>]`).
     pub fn from_settings(
         settings: &PolicySettings,
@@ -274,10 +275,25 @@ impl Policy {
         }
         Ok(Self {
             rules,
+            accounts: accounts.iter().map(|a| (*a).to_owned()).collect(),
             default_ttl_secs,
             denied_identities: settings.deny.identities.iter().cloned().collect(),
             denied_subjects: settings.deny.subjects.iter().cloned().collect(),
         })
+    }
+
+    /// Why a backend key with `roles` and `tenant` would never be served, if it would not: its
+    /// tenant matches none of the rules its roles select (for `check-config`).
+    pub fn tenant_warning(&self, key: &str, roles: &[String], tenant: Option<&str>) -> Option<String> {
+        let mut rules = self.rules.iter().filter(|rule| rule.roles.iter().any(|r| roles.contains(r))).peekable();
+        rules.peek()?;
+        if rules.any(|rule| rule.serves_tenant(tenant, &self.accounts)) {
+            return None;
+        }
+        Some(format!(
+            "auth.api_keys {key:?}: its tenant {:?} matches the accounts of none of the policy rules its roles select, so every request with it will be refused",
+            tenant.unwrap_or("(none)")
+        ))
     }
 
     /// Decides what `principal` may receive for `request`.
@@ -320,7 +336,7 @@ impl Policy {
         }
         let mut first_refusal = None;
         for rule in candidates {
-            let account = match rule.account_for(principal) {
+            let account = match rule.account_for(principal, &self.accounts) {
                 Ok(account) => account,
                 Err(refusal) => {
                     first_refusal.get_or_insert(refusal);
@@ -445,7 +461,11 @@ impl Rule {
         (problems.len() == before).then(|| Self {
             name: settings.name.clone(),
             roles: settings.roles.clone(),
-            accounts: settings.accounts.clone(),
+            accounts: if settings.accounts.is_empty() {
+                vec![crate::token::DEFAULT_ACCOUNT.to_owned()]
+            } else {
+                settings.accounts.clone()
+            },
             max_ttl_secs: settings.max_ttl_secs,
             defaults,
             video,
@@ -457,19 +477,44 @@ impl Rule {
     }
 
     /// The account this rule signs with for `principal`: its only one, or the one the
-    /// principal's tenant names among several.
-    fn account_for(&self, principal: &Principal) -> Result<&str, PolicyError> {
-        match self.accounts.as_slice() {
-            [] => Ok(crate::token::DEFAULT_ACCOUNT),
+    /// principal's tenant names among several. A tenant that names a configured account always
+    /// means that account: a rule that does not mint for it refuses, rather than quietly serving
+    /// the caller from another account.
+    fn account_for(&self, principal: &Principal, configured: &[String]) -> Result<&str, PolicyError> {
+        let mine: &[String] = &self.accounts;
+        let tenant = principal.tenant.as_deref();
+        if let Some(tenant) = tenant.filter(|t| configured.iter().any(|a| a == t))
+            && !mine.iter().any(|a| a == tenant)
+        {
+            return Err(PolicyError::Forbidden(format!(
+                "the caller's tenant names the Twilio account {tenant:?}, and policy rule {:?} mints only for {mine:?}",
+                self.name
+            )));
+        }
+        match mine {
             [only] => Ok(only),
-            several => several.iter().find(|a| principal.tenant.as_deref() == Some(a.as_str())).map(String::as_str).ok_or_else(|| {
+            [] => Ok(crate::token::DEFAULT_ACCOUNT),
+            several => several.iter().find(|a| tenant == Some(a.as_str())).map(String::as_str).ok_or_else(|| {
                 PolicyError::Forbidden(format!(
                     "policy rule {:?} mints for the accounts {several:?}, and the caller's tenant ({}) names none of them",
                     self.name,
-                    principal.tenant.as_deref().unwrap_or("none")
+                    tenant.unwrap_or("none")
                 ))
             }),
         }
+    }
+
+    /// Whether a principal with `tenant` could ever be served by this rule (for `check-config`).
+    pub fn serves_tenant(&self, tenant: Option<&str>, configured: &[String]) -> bool {
+        let principal = Principal {
+            identity: String::new(),
+            subject: String::new(),
+            roles: Vec::new(),
+            may_act_as: false,
+            tenant: tenant.map(str::to_owned),
+            source: crate::auth::PrincipalSource::ApiKey { name: String::new() },
+        };
+        self.account_for(&principal, configured).is_ok()
     }
 
     fn apply(&self, identity: &str, request: &TokenRequest, default_ttl_secs: u32) -> Result<TokenSpec, PolicyError> {

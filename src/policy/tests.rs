@@ -244,10 +244,29 @@ fn a_rule_mints_for_its_account_or_the_one_the_tenant_names() {
     assert_eq!(policy.decide(&tenant(Some("us")), &empty).unwrap().account, "us");
     assert_eq!(policy.decide(&tenant(Some("default")), &empty).unwrap().account, "default");
     // A tenant the rule does not name, or none: never another account.
-    for t in [Some("eu"), None] {
+    for t in [Some("elsewhere"), None] {
         let refused = policy.decide(&tenant(t), &empty).unwrap_err();
         assert!(matches!(&refused, PolicyError::Forbidden(m) if m.contains("names none of them")), "{refused:?}");
     }
+    // A tenant naming a configured account that the rule does not mint for: refused, naming
+    // both, never served from the rule's own account.
+    let refused = policy.decide(&tenant(Some("eu")), &empty).unwrap_err();
+    assert!(
+        matches!(&refused, PolicyError::Forbidden(m) if m.contains("\"eu\"") && m.contains("by-tenant")),
+        "{refused:?}"
+    );
+    let plain_eu = Principal { tenant: Some("eu".into()), ..user("a", &["user"]) };
+    let refused = policy.decide(&plain_eu, &empty).unwrap_err();
+    assert!(
+        matches!(&refused, PolicyError::Forbidden(m) if m.contains("\"eu\"") && m.contains("plain")),
+        "{refused:?}"
+    );
+    // A tenant that is no account name (an organisation id, say) leaves a one-account rule alone.
+    let acme = Principal { tenant: Some("acme".into()), ..user("a", &["user"]) };
+    assert_eq!(policy.decide(&acme, &empty).unwrap().account, "default");
+    assert!(policy.tenant_warning("k", &["user".into()], Some("eu")).is_some());
+    assert!(policy.tenant_warning("k", &["tenant".into()], Some("us")).is_none());
+    assert!(policy.tenant_warning("k", &["tenant".into()], None).is_some());
 }
 
 #[test]

@@ -16,6 +16,7 @@ const EU_KEY_2: &str = "SK77777777777777777777777777777777";
 const EU_SECRET_2: &str = "eu-secret-two-never-logged-8e0a";
 const EU_BACKEND: &str = "tmk_test_eu_backend_0123456789";
 const NO_TENANT: &str = "tmk_test_no_tenant_0123456789";
+const EU_KIOSK: &str = "tmk_test_eu_kiosk_0123456789";
 
 fn sha256_hex(key: &str) -> String {
     Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
@@ -56,9 +57,16 @@ tenant = "eu"
 name = "no-tenant"
 sha256 = "{}"
 roles = ["tenant-backend"]
+
+[[auth.api_keys]]
+name = "eu-kiosk"
+sha256 = "{}"
+roles = ["kiosk"]
+tenant = "eu"
 "#,
         sha256_hex(EU_BACKEND),
-        sha256_hex(NO_TENANT)
+        sha256_hex(NO_TENANT),
+        sha256_hex(EU_KIOSK)
     );
     std::fs::write(&config, std::fs::read_to_string(repo_path("config/test.toml")).unwrap() + &extra).unwrap();
     let mut env = test_env();
@@ -77,6 +85,10 @@ roles = ["tenant-backend"]
     assert!(stdout.contains(EU_ACCOUNT) && stdout.contains(EU_KEY) && stdout.contains("ie1"), "{stdout}");
     assert!(stdout.contains(ACCOUNT_SID) && stdout.contains(KEY_SID), "{stdout}");
     assert!(!stdout.contains(EU_SECRET) && !stdout.contains(API_SECRET));
+    // A key whose tenant no rule its roles select can serve is pointed out before it is used.
+    assert!(stdout.contains("warning: auth.api_keys \"eu-kiosk\": its tenant \"eu\""), "{stdout}");
+    assert!(stdout.contains("warning: auth.api_keys \"no-tenant\""), "{stdout}");
+    assert!(!stdout.contains("warning: auth.api_keys \"eu-backend\""), "{stdout}");
 
     let mut command = binary();
     command.args(["serve", "--config", config.to_str().unwrap()]);
@@ -112,6 +124,12 @@ roles = ["tenant-backend"]
     let (status, body) = mint(NO_TENANT.into()).await;
     assert_eq!(status, 403);
     assert!(body["detail"].as_str().unwrap().contains("names none of them"), "{body}");
+    // A tenant naming the EU account, on a rule that mints for the default one: refused, naming
+    // both, never quietly signed by the default account.
+    let (status, body) = mint(EU_KIOSK.into()).await;
+    assert_eq!(status, 403, "{body}");
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains("\"eu\"") && detail.contains("\"kiosk\""), "{body}");
 
     let ready: Value =
         client.get(format!("http://{}/readyz", running.admin_addr)).send().await.unwrap().json().await.unwrap();
