@@ -13,6 +13,7 @@
 //! (the commands `main` dispatches), [`dev`] (the zero-setup `--dev` mode), [`sid`], [`ids`] and [`text`].
 
 pub mod auth;
+pub mod bounds;
 pub mod cli;
 pub mod config;
 pub mod credentials;

@@ -40,6 +40,7 @@ impl Runtime {
         problems.extend(settings.account_problems());
         problems.extend(settings.server.problems());
         problems.extend(settings.cors.problems());
+        problems.extend(settings.reload.problems());
         if dev {
             for (key, addr) in
                 [("server.listen", settings.server.listen), ("server.admin_listen", settings.server.admin_listen)]

@@ -140,6 +140,8 @@ pub enum AuthError {
     UnknownApiKey,
     #[error("the credential is not an app user's JWT")]
     NotAppUserToken,
+    #[error("the JWT names critical header extensions (crit), which tokenmint does not understand")]
+    CriticalExtension,
 }
 
 /// Which kinds of credential a route takes.
@@ -188,6 +190,7 @@ impl AuthError {
             Self::AmbiguousIdentity(_) => "ambiguous_identity",
             Self::UnknownApiKey => "unknown_api_key",
             Self::NotAppUserToken => "not_app_user_token",
+            Self::CriticalExtension => "critical_extension",
         }
     }
 
@@ -343,6 +346,9 @@ impl Authenticator {
         let key = VerifiedTokens::key(credential);
         if let Some(principal) = self.verified.get(&key, now) {
             return Ok(principal);
+        }
+        if session::has_critical_header(credential) {
+            return Err(AuthError::CriticalExtension);
         }
         let issuer = session::unverified_issuer(credential)?;
         let verified = match self.providers.iter().find(|p| p.issuer() == issuer) {

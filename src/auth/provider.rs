@@ -166,8 +166,17 @@ impl ProviderVerifier {
             problems.push("algorithms is empty".to_owned());
         }
         let identity = IdentityRule::new(&settings.identity()).map_err(|mut p| problems.append(&mut p)).ok();
-        if settings.refresh_min_secs == 0 || settings.refresh_min_secs > settings.refresh_max_secs {
-            problems.push("refresh_min_secs must be at least 1 and at most refresh_max_secs".to_owned());
+        for (key, value, range, unit) in [
+            ("leeway_secs", settings.leeway_secs, 0..=300, "seconds"),
+            ("refresh_min_secs", settings.refresh_min_secs, 1..=86_400, "seconds"),
+            ("refresh_max_secs", settings.refresh_max_secs, 1..=604_800, "seconds"),
+            ("unknown_kid_refetch_secs", settings.unknown_kid_refetch_secs, 1..=3_600, "seconds"),
+            ("fetch_timeout_ms", settings.fetch_timeout_ms, 100..=60_000, "milliseconds"),
+        ] {
+            problems.extend(crate::bounds::out_of_range(key, value, range, unit));
+        }
+        if settings.refresh_min_secs > settings.refresh_max_secs {
+            problems.push("refresh_min_secs must be at most refresh_max_secs".to_owned());
         }
         let refresh = Refresh {
             min: Duration::from_secs(settings.refresh_min_secs.max(1)),

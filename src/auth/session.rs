@@ -89,6 +89,7 @@ impl SessionVerifier {
         if settings.audiences.is_empty() || settings.audiences.iter().any(String::is_empty) {
             problems.push("audiences must list at least one non-empty aud value".to_owned());
         }
+        problems.extend(crate::bounds::out_of_range("leeway_secs", settings.leeway_secs, 0..=300, "seconds"));
         if settings.roles_claim.is_empty() {
             problems.push("roles_claim must name a claim".to_owned());
         }
@@ -186,6 +187,18 @@ impl SessionIssuerSettings {
             allow_unverified_email: self.allow_unverified_email,
         }
     }
+}
+
+/// Whether a JWT's header has a `crit` member. tokenmint understands no JWS extension, and RFC
+/// 7515 §4.1.11 says a token whose critical extensions are not understood must be refused.
+pub fn has_critical_header(token: &str) -> bool {
+    use base64::Engine;
+    let Some(header) = token.split('.').next() else { return false };
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Map<String, Value>>(&bytes).ok())
+        .is_some_and(|header| header.contains_key("crit"))
 }
 
 /// The `iss` of a JWT, read without verifying it, to choose which issuer's key to try.

@@ -16,6 +16,10 @@ use sha2::{Digest, Sha256};
 use super::Principal;
 
 const SHARDS: usize = 16;
+/// The longest a verified token is remembered, whatever its `exp` says: after that it is
+/// verified again, so a key the provider withdrew stops working within this time, and a token
+/// whose `exp` is centuries away is not kept for centuries.
+pub const MAX_REMEMBERED_SECS: u64 = 600;
 
 pub struct VerifiedTokens {
     shards: Vec<Mutex<HashMap<[u8; 32], Entry>>>,
@@ -51,11 +55,12 @@ impl VerifiedTokens {
         shard.get(key).filter(|entry| now < entry.expires_at).map(|entry| entry.principal.clone())
     }
 
-    /// Remembers a verified token until `expires_at`.
+    /// Remembers a verified token until `expires_at`, and at most [`MAX_REMEMBERED_SECS`].
     pub fn insert(&self, key: [u8; 32], principal: &Principal, expires_at: u64, now: u64) {
         if self.capacity_per_shard == 0 || expires_at <= now {
             return;
         }
+        let expires_at = expires_at.min(now.saturating_add(MAX_REMEMBERED_SECS));
         let mut shard = self.shard(&key).lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if shard.len() >= self.capacity_per_shard && !shard.contains_key(&key) {
             shard.retain(|_, entry| now < entry.expires_at);
@@ -117,6 +122,15 @@ mod tests {
         cache.insert(live, &alice(), 1_000_000, 500_000);
         assert_eq!(cache.get(&live, 500_001), Some(alice()));
         assert!(cache.len() <= 160);
+    }
+
+    #[test]
+    fn a_token_is_remembered_for_a_bounded_time_whatever_its_exp() {
+        let cache = VerifiedTokens::new(100);
+        let key = VerifiedTokens::key("forever");
+        cache.insert(key, &alice(), u64::MAX, 1_000);
+        assert_eq!(cache.get(&key, 1_000 + MAX_REMEMBERED_SECS - 1), Some(alice()));
+        assert_eq!(cache.get(&key, 1_000 + MAX_REMEMBERED_SECS), None, "verified again after the bound");
     }
 
     #[test]

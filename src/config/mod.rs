@@ -158,6 +158,13 @@ pub struct ReloadSettings {
 }
 
 impl ReloadSettings {
+    /// Every problem with this section, as sentences naming the key.
+    pub fn problems(&self) -> Vec<String> {
+        crate::bounds::out_of_range("reload.watch_interval_ms", self.watch_interval_ms, 0..=3_600_000, "milliseconds")
+            .into_iter()
+            .collect()
+    }
+
     pub fn watch_interval(&self) -> Option<Duration> {
         (self.watch_interval_ms > 0).then(|| Duration::from_millis(self.watch_interval_ms))
     }
@@ -178,11 +185,16 @@ impl ServerSettings {
 
     /// Every problem with this section, as sentences naming the key.
     pub fn problems(&self) -> Vec<String> {
-        let mut problems = Vec::new();
+        let mut problems: Vec<String> = [
+            ("server.request_timeout_ms", self.request_timeout_ms, 1..=300_000),
+            ("server.header_read_timeout_ms", self.header_read_timeout_ms, 1..=60_000),
+            ("server.drain_delay_ms", self.drain_delay_ms, 0..=300_000),
+        ]
+        .into_iter()
+        .filter_map(|(key, value, range)| crate::bounds::out_of_range(key, value, range, "milliseconds"))
+        .collect();
         for (key, value) in [
             ("server.body_limit_bytes", self.body_limit_bytes as u64),
-            ("server.request_timeout_ms", self.request_timeout_ms),
-            ("server.header_read_timeout_ms", self.header_read_timeout_ms),
             ("server.max_concurrent_requests", self.max_concurrent_requests as u64),
             ("server.max_connections", self.max_connections as u64),
             ("server.max_connections_per_ip", self.max_connections_per_ip as u64),
@@ -208,6 +220,7 @@ pub struct CorsSettings {
 impl CorsSettings {
     /// Every problem with this section, as sentences naming the key.
     pub fn problems(&self) -> Vec<String> {
+        let max_age = crate::bounds::out_of_range("cors.max_age_secs", self.max_age_secs, 0..=86_400, "seconds");
         self.allowed_origins
             .iter()
             .filter(|origin| !is_exact_origin(origin))
@@ -216,6 +229,7 @@ impl CorsSettings {
                     "cors.allowed_origins: {origin:?} is not an exact origin: write scheme://host[:port] with no path, such as \"https://app.example.com\" (a wildcard would let any site mint tokens with a user's credential)"
                 )
             })
+            .chain(max_age)
             .collect()
     }
 }

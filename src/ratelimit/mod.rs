@@ -217,9 +217,12 @@ impl RateLimiter {
                 }
             }
         };
-        if settings.redis.timeout_ms == 0 {
-            problems.push("rate_limit.redis.timeout_ms must be at least 1".into());
-        }
+        problems.extend(crate::bounds::out_of_range(
+            "rate_limit.redis.timeout_ms",
+            settings.redis.timeout_ms,
+            1..=10_000,
+            "milliseconds",
+        ));
         let mut check = |key: String, quota: &QuotaSettings| {
             if quota.per_minute == 0 || quota.burst == 0 {
                 problems.push(format!("{key}: per_minute and burst must be at least 1"));
@@ -241,9 +244,12 @@ impl RateLimiter {
                 MINT_ROUTES[0], MINT_ROUTES[1]
             ));
         }
-        if settings.eviction_interval_secs == 0 {
-            problems.push("rate_limit.eviction_interval_secs must be at least 1".into());
-        }
+        problems.extend(crate::bounds::out_of_range(
+            "rate_limit.eviction_interval_secs",
+            settings.eviction_interval_secs,
+            1..=3_600,
+            "seconds",
+        ));
         if !problems.is_empty() {
             return Err(problems);
         }

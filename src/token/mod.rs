@@ -49,6 +49,9 @@ impl TokenSettings {
             problems.push(format!("token.default_ttl_secs must be from 1 to {MAX_TTL_SECS}"));
         }
         problems.extend(self.region.as_deref().and_then(|region| region_problem("token.region", region)));
+        problems.extend(self.nbf_backdate_secs.and_then(|secs| {
+            crate::bounds::out_of_range("token.nbf_backdate_secs", secs.into(), 0..=3_600, "seconds")
+        }));
         problems
     }
 }

@@ -145,6 +145,30 @@ fn check_config_and_mint_accept_unicode_anywhere_in_the_config() {
     assert_eq!(verify_token(token.trim(), API_SECRET).1["grants"]["video"]["room"], "über-zoë");
 }
 
+/// Time settings have sane ranges: 0 where 0 would spin or never expire, and values so large
+/// they mean "forever", are refused in one run, each with its key, range and unit.
+#[test]
+fn time_settings_out_of_range_are_refused_together() {
+    let config = std::fs::read_to_string(test_config()).unwrap()
+        + "\n[[auth.providers]]\nissuer = \"https://idp.example\"\naudiences = [\"app\"]\njwks = '{\"keys\": []}'\nidentity_namespace = \"test-users\"\nunknown_kid_refetch_secs = 0\nleeway_secs = 31536000\n";
+    let file = std::env::temp_dir().join(format!("tokenmint-bounds-{}.toml", std::process::id()));
+    std::fs::write(&file, config).unwrap();
+    let mut env = creds();
+    env.push(("TOKENMINT__SERVER__REQUEST_TIMEOUT_MS", "86400000"));
+    env.push(("TOKENMINT__RATE_LIMIT__EVICTION_INTERVAL_SECS", "0"));
+    let (ok, _, stderr) = run_binary(&["check-config", "--config", file.to_str().unwrap()], &env);
+    assert!(!ok);
+    for expected in [
+        "unknown_kid_refetch_secs = 0 is out of range: use 1 to 3600 seconds",
+        "leeway_secs = 31536000 is out of range: use 0 to 300 seconds",
+        "server.request_timeout_ms = 86400000 is out of range",
+        "rate_limit.eviction_interval_secs = 0 is out of range",
+    ] {
+        assert!(stderr.contains(expected), "{expected}: {stderr}");
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 #[test]
 fn dev_mode_refuses_a_non_loopback_address() {
     let (ok, _, stderr) = run_binary(&["serve", "--dev"], &[("TOKENMINT__SERVER__LISTEN", "0.0.0.0:0")]);

@@ -245,3 +245,36 @@ async fn a_backend_acting_for_users_is_limited_per_target_identity() {
     );
     app.mint_ok(&session_token("dave", &["user"]), None).await;
 }
+
+/// RFC 7515 §4.1.11: a JWT whose `crit` names extensions tokenmint does not understand is
+/// refused, though its signature verifies (from an app session or an identity provider).
+#[tokio::test]
+async fn a_jwt_with_critical_extensions_is_refused() {
+    let app = spawn_app_configured(&provider("identity_namespace = \"test-users\""), &[], true).await;
+    let now = now();
+    let claims = json!({"iss": SESSION_ISSUER, "aud": SESSION_AUDIENCE, "sub": "alice", "iat": now, "exp": now + 300});
+    let plain = sign_hs256(&json!({"alg": "HS256", "typ": "JWT"}), &claims, SESSION_SECRET);
+    app.mint_ok(&plain, None).await;
+    let critical =
+        sign_hs256(&json!({"alg": "HS256", "typ": "JWT", "crit": ["b64"], "b64": false}), &claims, SESSION_SECRET);
+    assert_eq!(app.post_token(Some(&critical), None).await.status(), 401);
+
+    let pem = std::fs::read(repo_path("tests/fixtures/keys/rsa-a.pem")).unwrap();
+    let header = json!({"alg": "RS256", "typ": "JWT", "crit": ["exp-policy"], "exp-policy": 1});
+    let payload = json!({"iss": IDP, "aud": IDP_AUDIENCE, "sub": "bob", "iat": now, "exp": now + 300});
+    let message = format!(
+        "{}.{}",
+        base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, header.to_string()),
+        base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload.to_string())
+    );
+    let signature = jsonwebtoken::crypto::sign(
+        message.as_bytes(),
+        &jsonwebtoken::EncodingKey::from_rsa_pem(&pem).unwrap(),
+        jsonwebtoken::Algorithm::RS256,
+    )
+    .unwrap();
+    let critical = format!("{message}.{signature}");
+    assert_eq!(app.post_token(Some(&critical), None).await.status(), 401);
+    let text = app.client.get(app.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(metric_value(&text, "tokenmint_auth_failures_total{reason=\"critical_extension\"}"), 2.0);
+}

@@ -293,9 +293,11 @@ async fn a_burst_of_random_kids_causes_at_most_one_fetch_per_interval() {
 async fn a_rotated_key_is_picked_up_without_a_restart() {
     let (old, new) = (rsa_a(), key("rsa-b.pem", Algorithm::RS256, "rsa-b"));
     let idp = JwksServer::start(&[&old]).await;
-    let app = spawn_app_configured(&provider_toml(&idp.base, "unknown_kid_refetch_secs = 0"), &[], true).await;
+    let app = spawn_app_configured(&provider_toml(&idp.base, "unknown_kid_refetch_secs = 1"), &[], true).await;
     app.mint_ok(&sign(&old, &claims(&idp.base, "alice")), None).await;
     idp.served.set(&[&old, &new]);
+    // At most one fetch a second (unknown_kid_refetch_secs = 1), start-up's fetch included.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
     app.mint_ok(&sign(&new, &claims(&idp.base, "alice")), None).await;
     idp.served.set(&[&new]);
     app.mint_ok(&sign(&new, &claims(&idp.base, "alice")), None).await;
@@ -433,13 +435,15 @@ async fn a_static_pem_key_with_a_tenant_claim_and_an_identity_template() {
 async fn a_slow_provider_delays_only_unknown_kids_and_only_up_to_the_timeout() {
     let rsa = rsa_a();
     let idp = JwksServer::start(&[&rsa]).await;
-    let extra = "fetch_timeout_ms = 300\nunknown_kid_refetch_secs = 0";
+    let extra = "fetch_timeout_ms = 300\nunknown_kid_refetch_secs = 1";
     let app = spawn_app_configured(&provider_toml(&idp.base, extra), &[], true).await;
     idp.served.delay_ms.store(5_000, Ordering::SeqCst);
     let started = Instant::now();
     app.mint_ok(&sign(&rsa, &claims(&idp.base, "alice")), None).await;
     assert!(started.elapsed() < Duration::from_millis(250), "a known kid never waits for the provider");
     let unknown = TestKey { kid: "not-yet-published".into(), ..key("rsa-b.pem", Algorithm::RS256, "x") };
+    // Past unknown_kid_refetch_secs since start-up's fetch, so the unknown kid does refetch.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
     let started = Instant::now();
     assert_refused(&app, &sign(&unknown, &claims(&idp.base, "alice")), "unknown kid, provider too slow").await;
     assert!(started.elapsed() < Duration::from_secs(2), "bounded by fetch_timeout_ms: {:?}", started.elapsed());
@@ -469,11 +473,13 @@ async fn refresh_follows_max_age_within_the_configured_bounds() {
 async fn an_oversized_key_set_is_refused_and_the_last_good_one_kept() {
     let (old, new) = (rsa_a(), key("rsa-b.pem", Algorithm::RS256, "rsa-b"));
     let idp = JwksServer::start(&[&old]).await;
-    let app = spawn_app_configured(&provider_toml(&idp.base, "unknown_kid_refetch_secs = 0"), &[], true).await;
+    let app = spawn_app_configured(&provider_toml(&idp.base, "unknown_kid_refetch_secs = 1"), &[], true).await;
     idp.served.set(&[&old, &new]);
     idp.served.padding.store(2 * 1024 * 1024, Ordering::SeqCst);
     assert_refused(&app, &sign(&new, &claims(&idp.base, "alice")), "the key set over 1 MiB is not read").await;
     app.mint_ok(&sign(&old, &claims(&idp.base, "alice")), None).await;
     idp.served.padding.store(0, Ordering::SeqCst);
+    // An unknown kid refetches at most once a second (unknown_kid_refetch_secs = 1).
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
     app.mint_ok(&sign(&new, &claims(&idp.base, "alice")), None).await;
 }
