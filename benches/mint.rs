@@ -137,7 +137,7 @@ fn bench_credentials(c: &mut Criterion) {
             .and_then(config::Config::try_deserialize)
             .unwrap();
         let env: EnvVars = [("BENCH_SESSION_SECRET", session_secret)].into_iter().collect();
-        Authenticator::from_settings(&settings, &env).unwrap()
+        Authenticator::from_settings(&settings, &env, None).unwrap()
     };
     let (uncached, cached) = (authenticator(0), authenticator(10_000));
     let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();

@@ -45,8 +45,9 @@ pub struct Series {
     pub requests_shed: IntCounter,
     /// `tokenmint_denied_total{list}`: refused by the deny list, `identity` or `subject`.
     pub denied: IntCounterVec,
-    /// `tokenmint_reloads_total{trigger,result}`: credentials and policy re-read on `sighup` or
-    /// `file_change`; `success`, or `failure` (the running ones kept).
+    /// `tokenmint_reloads_total{trigger,result}`: the configuration re-read on `sighup` or
+    /// `file_change`; `success`, `partial` (applied, but some changes need a restart), or
+    /// `failure` (the running configuration, or an account's previous key, kept).
     pub reloads: IntCounterVec,
     /// `tokenmint_reloader_running`: 1 while the reloader watches for SIGHUP and file changes.
     pub reloader_running: IntGauge,
@@ -184,7 +185,7 @@ impl Series {
             connections_refused.with_label_values(&[limit]);
         }
         for trigger in ["sighup", "file_change"] {
-            for result in ["success", "failure"] {
+            for result in ["success", "partial", "failure"] {
                 reloads.with_label_values(&[trigger, result]);
             }
         }
@@ -207,9 +208,26 @@ impl Series {
         }
     }
 
-    /// Adds series owned by another module (e.g. the rate-limit store's).
+    /// Adds series owned by another module (e.g. the rate-limit store's). Registering the same
+    /// series twice is a bug, logged rather than fatal.
     pub fn register(&self, collector: Box<dyn prometheus::core::Collector>) {
-        self.registry.register(collector).expect("each collector is registered once");
+        if let Err(e) = self.registry.register(collector) {
+            tracing::error!(error = %e, "a metric series could not be registered");
+        }
+    }
+
+    /// Replaces one module's series with those of its successor (a reload that rebuilt it).
+    pub fn replace(
+        &self,
+        old: Vec<Box<dyn prometheus::core::Collector>>,
+        new: Vec<Box<dyn prometheus::core::Collector>>,
+    ) {
+        for collector in old {
+            let _ = self.registry.unregister(collector);
+        }
+        for collector in new {
+            self.register(collector);
+        }
     }
 
     /// The Prometheus text exposition of every series.
@@ -220,6 +238,20 @@ impl Series {
         TextEncoder::new().encode(&self.registry.gather(), &mut buffer).expect("text encoding cannot fail");
         String::from_utf8(buffer).expect("the text format is UTF-8")
     }
+}
+
+/// `tokenmint_jwks_fetches_total{result}`: identity-provider key set fetches, `success` or
+/// `error`. Created once and shared by every key cache (and kept across reloads).
+pub fn jwks_fetches() -> IntCounterVec {
+    let fetches = IntCounterVec::new(
+        Opts::new("tokenmint_jwks_fetches_total", "Identity-provider key set fetches, by result."),
+        &["result"],
+    )
+    .expect("valid metric");
+    for result in ["success", "error"] {
+        fetches.with_label_values(&[result]);
+    }
+    fetches
 }
 
 /// A method label from a fixed set, so random methods cannot grow the label set.

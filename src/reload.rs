@@ -1,12 +1,14 @@
 //! Live reload, for key rotation without downtime. On SIGHUP, and when a watched file changes
-//! (each `*_FILE` credential and the `--config` file), the Twilio credentials, the token
-//! settings and the policy (with its deny list) are read again the way start-up read them.
+//! (each `*_FILE` secret and the `--config` file), the Twilio credentials, the token settings,
+//! authentication (API keys, sessions, providers), rate limits and the policy (with its deny
+//! list) are read again, through the same assembly as start-up ([`crate::startup::build_domain`]).
 //!
-//! The policy and token settings are taken whole or not at all; each Twilio account's
-//! credentials on their own, so an account whose new key is refused keeps its previous one
-//! while the others rotate. Every refusal gets one log line and counts in the metric.
-//! Listeners, authentication and rate limits are read at start-up only (changing them means a
-//! rolling restart).
+//! Authentication, rate limits, policy and token settings are taken whole or not at all; each
+//! Twilio account's credentials on their own, so an account whose new key is refused keeps its
+//! previous one while the others rotate. An unchanged authenticator or limiter is kept as it is
+//! (caches, key refresh and counts go on). What cannot change live (`[server]`, `[cors]`,
+//! `[log]`, `[reload]`) is named in a log line and counted as a `partial` reload: it needs a
+//! restart. Every refusal gets one log line and counts in the metric.
 //!
 //! Files are polled rather than watched with inotify: a Kubernetes Secret update swaps a
 //! `..data` symlink, which inotify reports unreliably, and hashing three small files a few
@@ -19,11 +21,11 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::config::ConfigSource;
+use crate::config::{ConfigSource, Settings};
 use crate::credentials::{CredentialVars, TwilioCredentials};
 use crate::http::AppState;
-use crate::policy::Policy;
-use crate::startup::Runtime;
+use crate::ratelimit::RateLimiter;
+use crate::startup::{Domain, Running, Runtime, build_domain, settings_problems};
 use crate::token::{DEFAULT_ACCOUNT, Minters};
 
 /// Re-reads what may change while running.
@@ -33,6 +35,8 @@ pub struct Reloader {
     placeholder: Option<TwilioCredentials>,
     watched: Vec<PathBuf>,
     watch_interval: Option<Duration>,
+    /// The settings start-up read: the sections that cannot change live are compared with them.
+    started: Settings,
 }
 
 /// What set off a reload, as logged and counted.
@@ -55,16 +59,24 @@ impl Reloader {
     /// Notes what start-up read, so a reload reads the same sources.
     pub fn new(source: ConfigSource, runtime: &Runtime) -> Self {
         let env = crate::config::env::EnvVars::from_process();
-        let mut watched: Vec<PathBuf> = runtime
-            .settings
+        let settings = &runtime.settings;
+        let secret_vars = settings
             .account_names()
             .into_iter()
-            .flat_map(|name| CredentialVars::for_account(name).names().map(|var| format!("{var}_FILE")))
-            .filter_map(|var| env.get(&var).map(PathBuf::from))
-            .collect();
+            .flat_map(|name| CredentialVars::for_account(name).names().map(str::to_owned))
+            .chain(settings.auth.sessions.iter().map(|s| s.secret_env.clone()))
+            .chain(std::iter::once(settings.rate_limit.redis.url_env.clone()));
+        let mut watched: Vec<PathBuf> =
+            secret_vars.filter_map(|var| env.get(&format!("{var}_FILE")).map(PathBuf::from)).collect();
         watched.extend(source.file.clone());
         let placeholder = runtime.credentials.is_placeholder().then(|| runtime.credentials.clone());
-        Self { source, placeholder, watched, watch_interval: runtime.settings.reload.watch_interval() }
+        Self {
+            source,
+            placeholder,
+            watched,
+            watch_interval: settings.reload.watch_interval(),
+            started: settings.clone(),
+        }
     }
 
     /// Reloads on SIGHUP and on file changes, for as long as the process runs. A reload that
@@ -80,10 +92,10 @@ impl Reloader {
         Ok(tokio::spawn(async move {
             let mut hangups = Some(first);
             loop {
-                let running = Running::start(&state);
+                let alive = Alive::start(&state);
                 let watch = tokio::spawn(reloader.clone().watch(state.clone(), hangups.take()));
                 let ended = watch.await;
-                drop(running);
+                drop(alive);
                 match ended {
                     Err(e) if e.is_panic() => {
                         state.metrics.reloader_restarts.inc();
@@ -120,7 +132,11 @@ impl Reloader {
         self.watch_with(state, async || std::future::pending::<Option<()>>().await).await
     }
 
-    async fn watch_with(&self, state: AppState, mut hangup: impl AsyncFnMut() -> Option<()>) -> std::io::Result<()> {
+    async fn watch_with(
+        self: Arc<Self>,
+        state: AppState,
+        mut hangup: impl AsyncFnMut() -> Option<()>,
+    ) -> std::io::Result<()> {
         let mut ticker = tokio::time::interval(self.watch_interval.unwrap_or(Duration::from_secs(3600)));
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut applied = self.fingerprint();
@@ -130,13 +146,13 @@ impl Reloader {
                 _ = hangup() => {
                     applied = self.fingerprint();
                     last_seen = applied;
-                    self.apply_guarded(&state, Trigger::Signal);
+                    self.apply_guarded(&state, Trigger::Signal).await;
                 }
                 _ = ticker.tick(), if self.watch_interval.is_some() => {
                     let seen = self.fingerprint();
                     if seen != applied && seen == last_seen {
                         applied = seen;
-                        self.apply_guarded(&state, Trigger::FileChange);
+                        self.apply_guarded(&state, Trigger::FileChange).await;
                     }
                     last_seen = seen;
                 }
@@ -144,11 +160,11 @@ impl Reloader {
         }
     }
 
-    /// [`Self::apply`], with a panic counted and logged as a failed reload: whatever a new
-    /// configuration holds, the running one stays and the next change is still applied. The
-    /// panic's message is not logged: it could quote a secret.
-    fn apply_guarded(&self, state: &AppState, trigger: Trigger) {
-        let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.apply(state, trigger)));
+    /// [`Self::apply`] in a task of its own, so a panic is counted and logged as a failed reload:
+    /// whatever a new configuration holds, the running one stays and the next change is still
+    /// applied. The panic's message is not logged: it could quote a secret.
+    async fn apply_guarded(self: &Arc<Self>, state: &AppState, trigger: Trigger) {
+        let applied = tokio::spawn(self.clone().apply(state.clone(), trigger)).await;
         if applied.is_err() {
             state.metrics.reloads.with_label_values(&[trigger.label(), "failure"]).inc();
             tracing::error!(
@@ -175,28 +191,49 @@ impl Reloader {
         hash.finalize().into()
     }
 
-    /// Reads everything again and swaps it in. The policy and token settings are taken whole or
-    /// not at all; each account's credentials on their own: an account whose new credentials are
-    /// refused keeps signing with its previous key while the others rotate.
-    fn apply(&self, state: &AppState, trigger: Trigger) {
-        let current = state.minters.load_full();
-        match self.read(&current) {
-            Ok(Reloaded { minters, policy, kept }) => {
+    /// Reads everything again and swaps it in. Authentication, rate limits, policy and token
+    /// settings are taken whole or not at all; each account's credentials on their own: an
+    /// account whose new credentials are refused keeps signing with its previous key while the
+    /// others rotate.
+    async fn apply(self: Arc<Self>, state: AppState, trigger: Trigger) {
+        let label = trigger.label();
+        match self.read(&state).await {
+            Ok(Reloaded { minters, domain, kept, needs_restart }) => {
                 let keys: Vec<String> = minters.iter().map(|(name, m)| format!("{name}={}", m.key_sid())).collect();
-                let rules = policy.rule_count();
+                let rules = domain.policy.rule_count();
+                let Domain { authenticator, policy, limiter } = domain;
+                let old_limiter = state.limiter.swap(limiter.clone());
+                if !Arc::ptr_eq(&old_limiter, &limiter) {
+                    state.metrics.replace(store_collectors(&old_limiter), store_collectors(&limiter));
+                }
+                let old_authenticator = state.authenticator.swap(authenticator.clone());
+                if !Arc::ptr_eq(&old_authenticator, &authenticator) {
+                    authenticator.spawn_key_refresh();
+                }
                 state.minters.store(Arc::new(minters));
                 state.policy.store(Arc::new(policy));
                 for reason in &kept {
-                    tracing::error!(trigger = trigger.label(), %reason, "reload refused for an account: it keeps signing with its previous key");
+                    tracing::error!(trigger = label, %reason, "reload refused for an account: it keeps signing with its previous key");
                 }
-                let result = if kept.is_empty() { "success" } else { "failure" };
-                state.metrics.reloads.with_label_values(&[trigger.label(), result]).inc();
-                tracing::info!(trigger = trigger.label(), keys = %keys.join(" "), policy_rules = rules, "configuration reloaded");
+                let result = match (kept.is_empty(), needs_restart.is_empty()) {
+                    (false, _) => "failure",
+                    (true, false) => "partial",
+                    (true, true) => "success",
+                };
+                state.metrics.reloads.with_label_values(&[label, result]).inc();
+                if !needs_restart.is_empty() {
+                    tracing::warn!(
+                        trigger = label,
+                        needs_restart = %needs_restart.join(", "),
+                        "reloaded everything else; these changes take effect only after a restart"
+                    );
+                }
+                tracing::info!(trigger = label, keys = %keys.join(" "), policy_rules = rules, "configuration reloaded");
             }
             Err(problems) => {
-                state.metrics.reloads.with_label_values(&[trigger.label(), "failure"]).inc();
+                state.metrics.reloads.with_label_values(&[label, "failure"]).inc();
                 tracing::error!(
-                    trigger = trigger.label(),
+                    trigger = label,
                     reason = %problems.join("; "),
                     "reload refused: still signing with the previous keys and policy"
                 );
@@ -204,14 +241,13 @@ impl Reloader {
         }
     }
 
-    fn read(&self, current: &Minters) -> Result<Reloaded, Vec<String>> {
+    async fn read(&self, state: &AppState) -> Result<Reloaded, Vec<String>> {
         let (settings, env) = self.source.read().map_err(|e| vec![e])?;
-        let mut problems = settings.token.problems();
-        problems.extend(settings.account_problems());
-        let policy =
-            Policy::from_settings(&settings.policy, settings.token.default_ttl_secs, &settings.account_names())
-                .map_err(|mut p| problems.append(&mut p))
-                .ok();
+        let mut problems = settings_problems(&settings, self.source.dev);
+        let (authenticator, limiter) = (state.authenticator.load_full(), state.limiter.load_full());
+        let running = Running { authenticator: &authenticator, limiter: &limiter };
+        let domain = build_domain(&settings, &env, Some(running)).map_err(|mut p| problems.append(&mut p)).ok();
+        let current = state.minters.load_full();
         let (mut minters, mut kept) = (Vec::new(), Vec::new());
         for name in settings.account_names() {
             let read = match &self.placeholder {
@@ -229,18 +265,52 @@ impl Reloader {
                 (Err(e), None) => problems.push(format!("accounts.{name}: {e}")),
             }
         }
-        match policy {
-            Some(policy) if problems.is_empty() => Ok(Reloaded { minters: Minters::new(minters), policy, kept }),
-            _ => Err(problems),
+        let domain = match domain {
+            Some(domain) if problems.is_empty() => domain,
+            _ => return Err(problems),
+        };
+        // A provider the reload added must have its keys before it takes over, or its users
+        // would be refused (and readiness fail) until the first fetch.
+        let missing = domain.authenticator.fetch_missing_keys().await;
+        if !missing.is_empty() {
+            return Err(missing);
+        }
+        let needs_restart = changes_needing_restart(&self.started, &settings);
+        Ok(Reloaded { minters: Minters::new(minters), domain, kept, needs_restart })
+    }
+}
+
+/// The keys of the sections read at start-up only (`[server]`, `[cors]`, `[log]`, `[reload]`)
+/// whose value differs between `started` and `now`, e.g. `server.listen`.
+fn changes_needing_restart(started: &Settings, now: &Settings) -> Vec<String> {
+    let sections = |settings: &Settings| {
+        serde_json::json!({
+            "server": settings.server, "cors": settings.cors, "log": settings.log, "reload": settings.reload,
+        })
+    };
+    let (before, after) = (sections(started), sections(now));
+    let mut changed = Vec::new();
+    for section in ["server", "cors", "log", "reload"] {
+        let (Some(old), Some(new)) = (before[section].as_object(), after[section].as_object()) else { continue };
+        for (key, value) in new {
+            if old.get(key) != Some(value) {
+                changed.push(format!("{section}.{key}"));
+            }
         }
     }
+    changed
+}
+
+/// The shared rate-limit store's series, if the limiter has a store.
+fn store_collectors(limiter: &RateLimiter) -> Vec<Box<dyn prometheus::core::Collector>> {
+    limiter.shared_store().map(|store| store.collectors()).unwrap_or_default()
 }
 
 /// Marks the reloader as running (the metric and the admin readiness detail) until dropped,
 /// which also happens when its task panics.
-struct Running(AppState);
+struct Alive(AppState);
 
-impl Running {
+impl Alive {
     fn start(state: &AppState) -> Self {
         state.health.set_reloader_running(true);
         state.metrics.reloader_running.set(1);
@@ -248,16 +318,18 @@ impl Running {
     }
 }
 
-impl Drop for Running {
+impl Drop for Alive {
     fn drop(&mut self) {
         self.0.health.set_reloader_running(false);
         self.0.metrics.reloader_running.set(0);
     }
 }
 
-/// What a reload read: the new set, and the accounts that kept their previous key (and why).
+/// What a reload read: the new set, the accounts that kept their previous key (and why), and
+/// the changed settings that need a restart.
 struct Reloaded {
     minters: Minters,
-    policy: Policy,
+    domain: Domain,
     kept: Vec<String>,
+    needs_restart: Vec<String>,
 }

@@ -26,9 +26,76 @@ pub struct Runtime {
     pub credentials: TwilioCredentials,
     /// Each `[accounts.<name>]`'s (`TWILIO_<NAME>_*`).
     pub accounts: std::collections::BTreeMap<String, TwilioCredentials>,
-    pub authenticator: Authenticator,
+    pub authenticator: Arc<Authenticator>,
     pub policy: Policy,
-    pub limiter: RateLimiter,
+    pub limiter: Arc<RateLimiter>,
+}
+
+/// Authentication, policy and rate limits: what start-up builds from the settings and a reload
+/// builds again, through [`build_domain`] both times.
+pub struct Domain {
+    pub authenticator: Arc<Authenticator>,
+    pub policy: Policy,
+    pub limiter: Arc<RateLimiter>,
+}
+
+/// The running authentication and rate limits, which a reload keeps when their settings and
+/// secrets did not change (so caches, key refresh tasks and counts go on).
+#[derive(Clone, Copy)]
+pub struct Running<'a> {
+    pub authenticator: &'a Arc<Authenticator>,
+    pub limiter: &'a Arc<RateLimiter>,
+}
+
+/// Every problem the settings have on their own (nothing read from the environment), as
+/// sentences naming the key; start-up and reload check the same.
+pub fn settings_problems(settings: &Settings, dev: bool) -> Vec<String> {
+    let mut problems = settings.token.problems();
+    problems.extend(settings.account_problems());
+    problems.extend(settings.server.problems());
+    problems.extend(settings.cors.problems());
+    problems.extend(settings.reload.problems());
+    if dev {
+        for (key, addr) in
+            [("server.listen", settings.server.listen), ("server.admin_listen", settings.server.admin_listen)]
+        {
+            if !addr.ip().is_loopback() {
+                problems.push(format!(
+                    "--dev refuses {key} = {addr}: dev mode uses placeholder secrets, so it listens on loopback only (e.g. 127.0.0.1:8080)"
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// Builds authentication, policy and rate limits from `settings` and `env`; every problem at
+/// once. A setting added to any of them is reloaded with no further code.
+pub fn build_domain(settings: &Settings, env: &EnvVars, running: Option<Running<'_>>) -> Result<Domain, Vec<String>> {
+    let mut problems = Vec::new();
+    let authenticator = match running {
+        Some(running) if running.authenticator.built_from(&settings.auth, env) => Some(running.authenticator.clone()),
+        _ => Authenticator::from_settings(&settings.auth, env, running.map(|r| r.authenticator.as_ref()))
+            .map(Arc::new)
+            .map_err(|mut p| problems.append(&mut p))
+            .ok(),
+    };
+    let policy = Policy::from_settings(&settings.policy, settings.token.default_ttl_secs, &settings.account_names())
+        .map_err(|mut p| problems.append(&mut p))
+        .ok();
+    let limiter = match running {
+        Some(running) if running.limiter.built_from(&settings.rate_limit, env) => Some(running.limiter.clone()),
+        _ => RateLimiter::from_settings(&settings.rate_limit, env)
+            .map(Arc::new)
+            .map_err(|mut p| problems.append(&mut p))
+            .ok(),
+    };
+    match (authenticator, policy, limiter) {
+        (Some(authenticator), Some(policy), Some(limiter)) if problems.is_empty() => {
+            Ok(Domain { authenticator, policy, limiter })
+        }
+        _ => Err(problems),
+    }
 }
 
 impl Runtime {
@@ -36,22 +103,7 @@ impl Runtime {
     /// With `dev`, missing Twilio credentials become placeholders and the listeners must be on
     /// loopback.
     pub fn assemble(settings: Settings, env: &EnvVars, dev: bool) -> Result<Self, Vec<String>> {
-        let mut problems = settings.token.problems();
-        problems.extend(settings.account_problems());
-        problems.extend(settings.server.problems());
-        problems.extend(settings.cors.problems());
-        problems.extend(settings.reload.problems());
-        if dev {
-            for (key, addr) in
-                [("server.listen", settings.server.listen), ("server.admin_listen", settings.server.admin_listen)]
-            {
-                if !addr.ip().is_loopback() {
-                    problems.push(format!(
-                        "--dev refuses {key} = {addr}: dev mode uses placeholder secrets, so it listens on loopback only (e.g. 127.0.0.1:8080)"
-                    ));
-                }
-            }
-        }
+        let mut problems = settings_problems(&settings, dev);
         let credentials = if dev && !env.is_set(API_KEY_VAR) && !env.is_set(ACCOUNT_SID_VAR) {
             Some(TwilioCredentials::placeholder(crate::dev::random_secret().into()))
         } else {
@@ -66,16 +118,9 @@ impl Runtime {
                 Err(e) => problems.push(format!("accounts.{name}: {e}")),
             }
         }
-        let authenticator =
-            Authenticator::from_settings(&settings.auth, env).map_err(|mut p| problems.append(&mut p)).ok();
-        let policy =
-            Policy::from_settings(&settings.policy, settings.token.default_ttl_secs, &settings.account_names())
-                .map_err(|mut p| problems.append(&mut p))
-                .ok();
-        let limiter =
-            RateLimiter::from_settings(&settings.rate_limit, env).map_err(|mut p| problems.append(&mut p)).ok();
-        match (credentials, authenticator, policy, limiter) {
-            (Some(credentials), Some(authenticator), Some(policy), Some(limiter)) if problems.is_empty() => {
+        let domain = build_domain(&settings, env, None).map_err(|mut p| problems.append(&mut p)).ok();
+        match (credentials, domain) {
+            (Some(credentials), Some(Domain { authenticator, policy, limiter })) if problems.is_empty() => {
                 Ok(Self { settings, credentials, accounts, authenticator, policy, limiter })
             }
             _ => Err(problems),
@@ -96,7 +141,7 @@ impl Runtime {
             metrics.register(collector);
         }
         let state = AppState(Arc::new(App {
-            authenticator: Arc::new(authenticator),
+            authenticator: ArcSwap::new(authenticator),
             policy: ArcSwap::from_pointee(policy),
             minters: ArcSwap::from_pointee(Minters::new(
                 std::iter::once((DEFAULT_ACCOUNT, &credentials))
@@ -105,7 +150,7 @@ impl Runtime {
             )),
             health: Arc::new(Health::default()),
             metrics,
-            limiter: Arc::new(limiter),
+            limiter: ArcSwap::new(limiter),
             forwarding: ForwardingTrust {
                 proxies: settings.server.trusted_proxies.clone(),
                 header: settings.server.client_ip_header,
@@ -183,7 +228,7 @@ impl Application {
             "listening"
         );
         let eviction = spawn_eviction(&self.state, self.settings.rate_limit.eviction_interval_secs);
-        let key_refresh = self.state.authenticator.spawn_key_refresh();
+        let key_refresh = self.state.authenticator.load().spawn_key_refresh();
         let server = &self.settings.server;
         let limits = || ConnectionLimits {
             header_read_timeout: server.header_read_timeout(),
@@ -208,15 +253,17 @@ impl Application {
 }
 
 /// Rate-limit upkeep: drops stale in-memory keys on a schedule (so memory stays bounded) and,
-/// with a shared store, PINGs it every second so an outage and a recovery are noticed.
+/// with a shared store, PINGs it every second so an outage and a recovery are noticed. It reads
+/// the limiter anew each time, so a reloaded one is looked after too.
 fn spawn_eviction(state: &AppState, interval_secs: u64) -> tokio::task::JoinHandle<()> {
-    let limiter = state.limiter.clone();
+    let state = state.clone();
     tokio::spawn(async move {
         let mut probe = tokio::time::interval(std::time::Duration::from_secs(1));
         probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut since_eviction = 0;
         loop {
             probe.tick().await;
+            let limiter = state.limiter.load_full();
             if let Some(store) = limiter.shared_store() {
                 store.probe().await;
             }

@@ -104,6 +104,8 @@ pub struct JwksCache {
     /// Held while fetching, so concurrent misses share one fetch; holds the last fetch time.
     fetching: tokio::sync::Mutex<Option<Instant>>,
     fetches: prometheus::IntCounterVec,
+    /// Whether its refresh task runs (at most one per cache, however often a reload reuses it).
+    refreshing: std::sync::atomic::AtomicBool,
 }
 
 impl JwksCache {
@@ -127,6 +129,7 @@ impl JwksCache {
             current: RwLock::new(None),
             fetching: tokio::sync::Mutex::new(None),
             fetches,
+            refreshing: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -173,22 +176,28 @@ impl JwksCache {
         let _ = self.fetch_and_store().await;
     }
 
-    /// Keeps the keys fresh until the task is dropped: fetches at once, then again after
-    /// `max-age` (within bounds), retrying sooner after a failure.
-    pub async fn run_refresh(self: Arc<Self>) {
-        if matches!(self.source, KeySource::Static) {
-            return;
+    /// Starts the task that keeps the keys fresh, unless it runs already: it fetches at once,
+    /// then again after `max-age` (within bounds), retrying sooner after a failure, and ends
+    /// once the cache is dropped (a reload that removed the provider).
+    pub fn start_refresh(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        if matches!(self.source, KeySource::Static) || self.refreshing.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return None;
         }
-        loop {
-            let wait = match self.refresh_now().await {
-                Ok(keep_for) => keep_for,
-                Err(reason) => {
-                    tracing::warn!(%reason, "fetching an identity provider's keys failed; keeping the last good set");
-                    self.refresh.min.min(Duration::from_secs(30))
-                }
-            };
-            tokio::time::sleep(wait).await;
-        }
+        let cache = Arc::downgrade(self);
+        Some(tokio::spawn(async move {
+            loop {
+                let Some(this) = cache.upgrade() else { return };
+                let wait = match this.refresh_now().await {
+                    Ok(keep_for) => keep_for,
+                    Err(reason) => {
+                        tracing::warn!(%reason, "fetching an identity provider's keys failed; keeping the last good set");
+                        this.refresh.min.min(Duration::from_secs(30))
+                    }
+                };
+                drop(this);
+                tokio::time::sleep(wait).await;
+            }
+        }))
     }
 
     async fn fetch_and_store(&self) -> Result<Duration, String> {

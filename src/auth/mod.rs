@@ -249,11 +249,19 @@ pub struct Authenticator {
     verified: VerifiedTokens,
     /// `tokenmint_jwks_fetches_total{result}`, shared by every provider's key cache.
     jwks_fetches: prometheus::IntCounterVec,
+    /// What it was built from (settings and secrets), to tell whether a reload changes it.
+    inputs: [u8; 32],
 }
 
 impl Authenticator {
-    /// Builds the verifiers, reading secrets from `env`; every problem is reported at once.
-    pub fn from_settings(settings: &AuthSettings, env: &EnvVars) -> Result<Self, Vec<String>> {
+    /// Builds the verifiers, reading secrets from `env`; every problem is reported at once. With
+    /// the `running` authenticator (a reload), a provider whose settings did not change keeps its
+    /// key cache (and its refresh task), so its keys need no new fetch.
+    pub fn from_settings(
+        settings: &AuthSettings,
+        env: &EnvVars,
+        running: Option<&Authenticator>,
+    ) -> Result<Self, Vec<String>> {
         let mut problems = Vec::new();
         let mut sessions = Vec::new();
         for (index, issuer) in settings.sessions.iter().enumerate() {
@@ -269,18 +277,19 @@ impl Authenticator {
             problems.append(&mut found);
             ApiKeyStore::default()
         });
-        let jwks_fetches = prometheus::IntCounterVec::new(
-            prometheus::Opts::new("tokenmint_jwks_fetches_total", "Identity-provider key set fetches, by result."),
-            &["result"],
-        )
-        .expect("valid metric");
-        for result in ["success", "error"] {
-            jwks_fetches.with_label_values(&[result]);
-        }
+        let jwks_fetches = match running {
+            Some(running) => running.jwks_fetches.clone(),
+            None => crate::metrics::jwks_fetches(),
+        };
         let mut providers = Vec::new();
         for (index, provider) in settings.providers.iter().enumerate() {
             match ProviderVerifier::new(provider, jwks_fetches.clone()) {
-                Ok(verifier) => providers.push(verifier),
+                Ok(mut verifier) => {
+                    if let Some(same) = running.and_then(|r| r.providers.iter().find(|p| p.settings() == provider)) {
+                        verifier.cache = same.cache.clone();
+                    }
+                    providers.push(verifier);
+                }
                 Err(found) => {
                     problems.extend(found.iter().map(|p| format!("auth.providers[{index}] ({}): {p}", provider.issuer)))
                 }
@@ -304,7 +313,31 @@ impl Authenticator {
             return Err(problems);
         }
         let verified = VerifiedTokens::new(settings.verified_cache_size);
-        Ok(Self { sessions, api_keys, providers, verified, jwks_fetches })
+        let inputs = Self::inputs(settings, env);
+        Ok(Self { sessions, api_keys, providers, verified, jwks_fetches, inputs })
+    }
+
+    fn inputs(settings: &AuthSettings, env: &EnvVars) -> [u8; 32] {
+        let secrets: Vec<&str> = settings.sessions.iter().map(|s| s.secret_env.as_str()).collect();
+        env.fingerprint(settings, &secrets)
+    }
+
+    /// Whether these settings and secrets are the ones it was built from.
+    pub fn built_from(&self, settings: &AuthSettings, env: &EnvVars) -> bool {
+        self.inputs == Self::inputs(settings, env)
+    }
+
+    /// Fetches the keys of every provider that has none yet (one just added by a reload);
+    /// returns a sentence for each whose keys still cannot be had.
+    pub async fn fetch_missing_keys(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for provider in self.providers.iter().filter(|p| !p.cache.has_keys()) {
+            if let Err(reason) = provider.cache.refresh_now().await {
+                problems
+                    .push(format!("auth.providers ({}): its keys could not be fetched: {reason}", provider.issuer()));
+            }
+        }
+        problems
     }
 
     /// Every JWT issuer with the rule its identities are made by.
@@ -369,9 +402,10 @@ impl Authenticator {
         self.providers.iter().all(|p| p.cache.has_keys())
     }
 
-    /// Keeps every provider's keys fresh; the tasks end when dropped with the handles.
+    /// Keeps every provider's keys fresh: starts the refresh task of each key cache that has
+    /// none yet. A task ends when its cache is dropped, or with its handle.
     pub fn spawn_key_refresh(&self) -> Vec<tokio::task::JoinHandle<()>> {
-        self.providers.iter().map(|p| tokio::spawn(p.cache.clone().run_refresh())).collect()
+        self.providers.iter().filter_map(|p| p.cache.start_refresh()).collect()
     }
 
     /// This module's series, for the app's registry.

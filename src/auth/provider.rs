@@ -32,7 +32,7 @@ const ASYMMETRIC: [Algorithm; 9] = [
 ];
 
 /// One `[[auth.providers]]` entry.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderSettings {
     /// The `iss` the provider's tokens carry (and, without `jwks_uri`, where discovery starts).
@@ -250,6 +250,10 @@ impl ProviderVerifier {
 
     pub fn identity_rule(&self) -> &IdentityRule {
         &self.identity
+    }
+
+    pub fn settings(&self) -> &ProviderSettings {
+        &self.settings
     }
 
     pub async fn verify(&self, token: &str) -> Result<Verified, AuthError> {

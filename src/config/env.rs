@@ -53,6 +53,27 @@ impl EnvVars {
         self.0.insert(name.into(), value.into());
     }
 
+    /// A digest of `settings` and of the secrets named `secret_vars` (or why each cannot be
+    /// read), so a reload can tell whether a part's inputs changed without keeping the secrets.
+    pub fn fingerprint(&self, settings: &impl serde::Serialize, secret_vars: &[&str]) -> [u8; 32] {
+        use secrecy::ExposeSecret;
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        hash.update(serde_json::to_vec(settings).unwrap_or_default());
+        for name in secret_vars {
+            hash.update(name.as_bytes());
+            match self.secret(name) {
+                Ok(Some(secret)) => {
+                    hash.update([1]);
+                    hash.update(Sha256::digest(secret.expose_secret().as_bytes()));
+                }
+                Ok(None) => hash.update([0]),
+                Err(e) => hash.update(format!("\u{2}{e}")),
+            }
+        }
+        hash.finalize().into()
+    }
+
     /// Reads `NAME`, or the file `NAME_FILE` names, trimming surrounding white space (a file
     /// written by `echo` ends in a newline). `Ok(None)` when neither is set.
     pub fn secret(&self, name: &str) -> Result<Option<SecretString>, EnvError> {

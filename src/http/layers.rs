@@ -178,7 +178,7 @@ pub(crate) async fn limit_ip(
     client: Option<ClientIp>,
 ) -> Result<Option<RateLimitFields>, ApiError> {
     let Some(ClientIp(ip)) = client else { return Ok(None) };
-    state.limiter.check_ip(route, ip).await.map(Some).map_err(|e| refuse(&state.metrics, e))
+    state.limiter.load_full().check_ip(route, ip).await.map(Some).map_err(|e| refuse(&state.metrics, e))
 }
 
 /// Verifies a credential (a refusal is counted and logged with its reason), then applies the
@@ -190,7 +190,7 @@ pub(crate) async fn admit(
     request_id: &str,
 ) -> Result<(crate::auth::Principal, RateLimitFields), ApiError> {
     let verified = match credential {
-        Ok(credential) => state.authenticator.authenticate(credential, accepted).await,
+        Ok(credential) => state.authenticator.load_full().authenticate(credential, accepted).await,
         Err(e) => Err(e),
     };
     let principal = verified.inspect_err(|e| {
@@ -199,6 +199,7 @@ pub(crate) async fn admit(
     })?;
     let fields = state
         .limiter
+        .load_full()
         .check_identity(&principal.quota_key(), &principal.roles)
         .await
         .map_err(|e| refuse(&state.metrics, e))?;

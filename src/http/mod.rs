@@ -40,13 +40,15 @@ impl std::ops::Deref for AppState {
 
 /// The application's shared parts.
 pub struct App {
-    pub authenticator: Arc<Authenticator>,
+    /// Authentication and rate limits are swapped whole by a reload too (an unchanged one is
+    /// kept as it is, with its caches and counts).
+    pub authenticator: ArcSwap<Authenticator>,
     /// The policy and the minters (one per Twilio account) are swapped whole by a reload (`crate::reload`); a request
     /// loads each once, without a lock, and keeps that version to the end.
     pub policy: ArcSwap<Policy>,
     pub minters: ArcSwap<Minters>,
     pub health: Arc<Health>,
-    pub limiter: Arc<RateLimiter>,
+    pub limiter: ArcSwap<RateLimiter>,
     pub metrics: Metrics,
     /// Peers whose forwarding header names the client, and which header that is.
     pub forwarding: client_ip::ForwardingTrust,

@@ -184,6 +184,9 @@ impl Limit {
 
 /// Every configured limit.
 pub struct RateLimiter {
+    /// What it was built from (settings and the store's URL), to tell whether a reload changes
+    /// it; an unchanged limiter is kept, with its counts.
+    inputs: [u8; 32],
     per_ip: Limit,
     routes: BTreeMap<String, Limit>,
     per_identity: Limit,
@@ -258,6 +261,7 @@ impl RateLimiter {
         // Most generous first, so the first role a principal holds is the one that applies.
         roles.sort_by_key(|(_, limit)| std::cmp::Reverse((limit.settings.per_minute, limit.settings.burst)));
         Ok(Self {
+            inputs: Self::inputs(settings, env),
             per_ip: Limit::new("ip".into(), settings.per_ip),
             routes: settings
                 .routes
@@ -268,6 +272,15 @@ impl RateLimiter {
             roles,
             shared,
         })
+    }
+
+    fn inputs(settings: &RateLimitSettings, env: &EnvVars) -> [u8; 32] {
+        env.fingerprint(settings, &[settings.redis.url_env.as_str()])
+    }
+
+    /// Whether these settings (and the store's URL) are the ones it was built from.
+    pub fn built_from(&self, settings: &RateLimitSettings, env: &EnvVars) -> bool {
+        self.inputs == Self::inputs(settings, env)
     }
 
     /// The per-IP limit for `route` (a route template).

@@ -289,3 +289,69 @@ async fn unicode_rooms_reload_and_the_reloader_keeps_applying_changes() {
     assert!(metric(&client, &running, "tokenmint_reloads_total{result=\"failure\",trigger=\"sighup\"}").await == 0.0);
     running.stop();
 }
+
+/// Removing a leaked backend API key, tightening a rate limit and adding an identity provider
+/// take effect on SIGHUP, in one atomic reload, without a restart. Once, `[auth]` and
+/// `[rate_limit]` edits were ignored while the log said "configuration reloaded". A change
+/// that truly needs a restart (a listener setting) is named, and counted as `partial`.
+#[tokio::test]
+async fn authentication_and_rate_limits_reload_live_and_restart_only_changes_are_named() {
+    let config = std::env::temp_dir().join(format!("tokenmint-reload-auth-{}.toml", std::process::id()));
+    let original = std::fs::read_to_string(repo_path("config/test.toml")).unwrap();
+    std::fs::write(&config, &original).unwrap();
+    let mut command = binary();
+    command.args(["serve", "--config", config.to_str().unwrap()]);
+    let running = start_command("reload-auth", command, &test_env());
+    let client = reqwest::Client::new();
+    let post =
+        |credential: String| client.post(format!("http://{}/v1/tokens", running.addr)).bearer_auth(credential).send();
+    assert_eq!(post(KIOSK_KEY.into()).await.unwrap().status(), 200, "the kiosk key works before the reload");
+
+    // The kiosk key leaked: take it out; allow 2 tokens per user in a burst; add a provider;
+    // and change a listener setting, which only a restart applies.
+    let kiosk_entry = original.find("# key: tmk_test_kiosk").unwrap();
+    let kiosk_end = original[kiosk_entry..].find("\n\n").unwrap() + kiosk_entry;
+    let pem = std::fs::read_to_string(repo_path("tests/fixtures/keys/rsa-a.pub.pem")).unwrap();
+    let edited = format!(
+        "{}{}\n[[auth.providers]]\nissuer = \"https://idp.reload.test\"\naudiences = [\"app\"]\npublic_key_pem = '''\n{pem}'''\ndefault_roles = [\"user\"]\nidentity_namespace = \"test-users\"\n",
+        &original[..kiosk_entry],
+        &original[kiosk_end..],
+    )
+    .replacen(
+        "per_identity = { per_minute = 100000, burst = 10000 }",
+        "per_identity = { per_minute = 1, burst = 2 }",
+        1,
+    )
+    .replacen("drain_delay_ms = 0", "drain_delay_ms = 0\nmax_connections = 999", 1);
+    assert!(!edited.contains("tmk_test_kiosk") && edited.contains("burst = 2 }"));
+    std::fs::write(&config, edited).unwrap();
+    running.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while post(KIOSK_KEY.into()).await.unwrap().status() != 401 {
+        assert!(Instant::now() < deadline, "the removed API key still works");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // The provider is in force, and the new per-user limit with it.
+    let now = now();
+    let id_token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256),
+        &serde_json::json!({"iss": "https://idp.reload.test", "aud": "app", "sub": "rhea", "iat": now, "exp": now + 300}),
+        &jsonwebtoken::EncodingKey::from_rsa_pem(&std::fs::read(repo_path("tests/fixtures/keys/rsa-a.pem")).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let statuses = [
+        post(id_token.clone()).await.unwrap().status(),
+        post(id_token.clone()).await.unwrap().status(),
+        post(id_token).await.unwrap().status(),
+    ];
+    assert_eq!(statuses.map(|s| s.as_u16()), [200, 200, 429], "the added provider, under the new limit");
+
+    running.wait_for_output("take effect only after a restart").await;
+    assert_eq!(metric(&client, &running, "tokenmint_reloads_total{result=\"partial\",trigger=\"sighup\"}").await, 1.0);
+    let output = running.stop();
+    let warning = output.lines().find(|l| l.contains("take effect only after a restart")).unwrap();
+    assert!(warning.contains("server.max_connections"), "{warning}");
+    assert!(!warning.contains("server.listen"), "only what changed is named: {warning}");
+}

@@ -108,10 +108,10 @@ fn check_ready(state: &AppState) -> Result<StoreStatus, ApiError> {
     if state.health.is_draining() {
         return Err(ApiError::Unavailable("shutting down"));
     }
-    if !state.authenticator.providers_ready() {
+    if !state.authenticator.load().providers_ready() {
         return Err(ApiError::Unavailable("an identity provider's keys have not been fetched yet"));
     }
-    let store = state.limiter.store_status();
+    let store = state.limiter.load().store_status();
     if store == StoreStatus::SharedDownFailingClosed {
         return Err(ApiError::Unavailable(
             "the shared rate-limit store is unreachable and rate_limit.redis.on_error is fail_closed",

@@ -109,6 +109,7 @@ pub(crate) async fn issue(
     if decision.spec.identity != principal.identity {
         state
             .limiter
+            .load_full()
             .check_identity(&identity_quota_key(&decision.spec.identity), &[])
             .await
             .map_err(|e| refuse(&state.metrics, e))?;
