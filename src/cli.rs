@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::auth::{Principal, PrincipalSource};
 use crate::config::env::EnvVars;
 use crate::config::{ConfigSource, Settings};
-use crate::credentials::API_SECRET_VAR;
+use crate::credentials::{API_SECRET_VAR, TwilioCredentials};
 use crate::policy::{RequestedGrants, TokenRequest};
 use crate::reload::Reloader;
 use crate::startup::{Application, Runtime};
@@ -90,9 +90,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Reads and assembles everything, reporting every problem at once: a setting that cannot be
+/// read is reported with where it came from, and the rest is still checked (its defaults
+/// standing in).
 fn load(config: Option<&Path>, dev: bool) -> anyhow::Result<Runtime> {
-    let (settings, env) = source(config, dev).read().map_err(|e| anyhow!(e))?;
-    Runtime::assemble(settings, &env, dev).map_err(|problems| anyhow!(problems.join("\n  ")))
+    let (settings, env, mut problems, stand_ins) = source(config, dev).read_all();
+    // What start-up says of a section whose defaults stood in is about the defaults: left out.
+    let about_stand_in = |problem: &String| {
+        stand_ins
+            .iter()
+            .any(|section| problem.starts_with(&format!("{section}:")) || problem.starts_with(&format!("{section}.")))
+    };
+    match settings {
+        Some(settings) => match Runtime::assemble(settings, &env, dev) {
+            Ok(runtime) if problems.is_empty() => return Ok(runtime),
+            Ok(_) => {}
+            Err(found) => problems.extend(found.into_iter().filter(|p| !about_stand_in(p))),
+        },
+        // Not even the file's syntax could be read; the Twilio variables still can be.
+        None if !dev => problems.extend(TwilioCredentials::from_env(&env).err().map(|e| e.to_string())),
+        None => {}
+    }
+    Err(anyhow!(problems.join("\n  ")))
 }
 
 fn source(config: Option<&Path>, dev: bool) -> ConfigSource {

@@ -46,6 +46,9 @@ pub enum CredentialError {
     AuthTokenInsteadOfApiKey(String, String),
     #[error("{0} equals {1}: set {0} to the secret shown when the API key was created, never the Auth Token")]
     AuthTokenAsApiSecret(String, String),
+    /// Several of the above, each its own sentence.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Several(Vec<CredentialError>),
 }
 
 /// The variable names of one account: `TWILIO_ACCOUNT_SID` and so on for the default account,
@@ -96,47 +99,75 @@ impl TwilioCredentials {
         Self::from_vars(env, &CredentialVars::default_account())
     }
 
-    /// Reads and validates one account's variables.
+    /// Reads and validates one account's variables; every problem at once.
     pub fn from_vars(env: &EnvVars, vars: &CredentialVars) -> Result<Self, CredentialError> {
-        let api_key_sid = match env.value(&vars.api_key)? {
-            Some(key) => key,
-            None if env.is_set(&vars.auth_token) => {
-                return Err(CredentialError::AuthTokenInsteadOfApiKey(vars.auth_token.clone(), vars.api_key.clone()));
+        let mut problems = Vec::new();
+        let api_key_sid = match env.value(&vars.api_key) {
+            Ok(Some(key)) if SidKind::Account.matches(&key) => {
+                problems.push(CredentialError::AccountSidAsApiKey(vars.api_key.clone()));
+                None
             }
-            None => {
-                return Err(CredentialError::Missing(
-                    vars.api_key.clone(),
-                    "your API key SID (SK followed by 32 hex digits)",
-                ));
+            Ok(Some(key)) if !SidKind::ApiKey.matches(&key) => {
+                let shape = format!("an API key SID ({})", SidKind::ApiKey.shape());
+                problems.push(CredentialError::Malformed(vars.api_key.clone(), shape));
+                None
+            }
+            Ok(Some(key)) => Some(key),
+            Ok(None) if env.is_set(&vars.auth_token) => {
+                problems.push(CredentialError::AuthTokenInsteadOfApiKey(vars.auth_token.clone(), vars.api_key.clone()));
+                None
+            }
+            Ok(None) => {
+                let what = "your API key SID (SK followed by 32 hex digits)";
+                problems.push(CredentialError::Missing(vars.api_key.clone(), what));
+                None
+            }
+            Err(e) => {
+                problems.push(e.into());
+                None
             }
         };
-        if SidKind::Account.matches(&api_key_sid) {
-            return Err(CredentialError::AccountSidAsApiKey(vars.api_key.clone()));
-        }
-        if !SidKind::ApiKey.matches(&api_key_sid) {
-            return Err(CredentialError::Malformed(
-                vars.api_key.clone(),
-                format!("an API key SID ({})", SidKind::ApiKey.shape()),
-            ));
-        }
-        let account_sid = env.value(&vars.account_sid)?.ok_or_else(|| {
-            CredentialError::Missing(vars.account_sid.clone(), "your Account SID (AC followed by 32 hex digits)")
-        })?;
-        if !SidKind::Account.matches(&account_sid) {
-            return Err(CredentialError::Malformed(
-                vars.account_sid.clone(),
-                format!("an Account SID ({})", SidKind::Account.shape()),
-            ));
-        }
-        let api_secret = env.secret(&vars.api_secret)?.ok_or_else(|| {
-            CredentialError::Missing(vars.api_secret.clone(), "the secret shown when the API key was created")
-        })?;
-        if let Ok(Some(auth_token)) = env.secret(&vars.auth_token)
-            && auth_token.expose_secret() == api_secret.expose_secret()
+        let account_sid = match env.value(&vars.account_sid) {
+            Ok(Some(sid)) if SidKind::Account.matches(&sid) => Some(sid),
+            Ok(Some(_)) => {
+                let shape = format!("an Account SID ({})", SidKind::Account.shape());
+                problems.push(CredentialError::Malformed(vars.account_sid.clone(), shape));
+                None
+            }
+            Ok(None) => {
+                let what = "your Account SID (AC followed by 32 hex digits)";
+                problems.push(CredentialError::Missing(vars.account_sid.clone(), what));
+                None
+            }
+            Err(e) => {
+                problems.push(e.into());
+                None
+            }
+        };
+        let api_secret = match env.secret(&vars.api_secret) {
+            Ok(Some(secret)) => Some(secret),
+            Ok(None) => {
+                let what = "the secret shown when the API key was created";
+                problems.push(CredentialError::Missing(vars.api_secret.clone(), what));
+                None
+            }
+            Err(e) => {
+                problems.push(e.into());
+                None
+            }
+        };
+        if let (Some(secret), Ok(Some(auth_token))) = (&api_secret, env.secret(&vars.auth_token))
+            && auth_token.expose_secret() == secret.expose_secret()
         {
-            return Err(CredentialError::AuthTokenAsApiSecret(vars.api_secret.clone(), vars.auth_token.clone()));
+            problems.push(CredentialError::AuthTokenAsApiSecret(vars.api_secret.clone(), vars.auth_token.clone()));
         }
-        Ok(Self { account_sid, api_key_sid, api_secret })
+        match (account_sid, api_key_sid, api_secret) {
+            (Some(account_sid), Some(api_key_sid), Some(api_secret)) if problems.is_empty() => {
+                Ok(Self { account_sid, api_key_sid, api_secret })
+            }
+            _ if problems.len() == 1 => Err(problems.remove(0)),
+            _ => Err(CredentialError::Several(problems)),
+        }
     }
 
     /// Clearly fake credentials for `serve --dev`: Twilio rejects tokens signed with them.
@@ -176,6 +207,16 @@ mod tests {
     }
 
     #[test]
+    fn every_missing_variable_is_named_at_once() {
+        let err = TwilioCredentials::from_env(&env(&[])).unwrap_err().to_string();
+        for name in [API_KEY_VAR, ACCOUNT_SID_VAR, API_SECRET_VAR] {
+            assert!(err.contains(&format!("{name} is not set")), "{err}");
+        }
+        let err = TwilioCredentials::from_env(&env(&[(API_KEY_VAR, "SK1"), (ACCOUNT_SID_VAR, "x")])).unwrap_err();
+        assert!(matches!(&err, CredentialError::Several(found) if found.len() == 3), "{err}");
+    }
+
+    #[test]
     fn reads_valid_credentials() {
         let creds = TwilioCredentials::from_env(&env(&[
             (ACCOUNT_SID_VAR, AC),
@@ -197,7 +238,12 @@ mod tests {
 
     #[test]
     fn refuses_an_auth_token_without_an_api_key() {
-        let err = TwilioCredentials::from_env(&env(&[(ACCOUNT_SID_VAR, AC), (AUTH_TOKEN_VAR, "abc")])).unwrap_err();
+        let err = TwilioCredentials::from_env(&env(&[
+            (ACCOUNT_SID_VAR, AC),
+            (AUTH_TOKEN_VAR, "abc"),
+            (API_SECRET_VAR, "s3cr3t-value"),
+        ]))
+        .unwrap_err();
         assert_eq!(err, CredentialError::AuthTokenInsteadOfApiKey(AUTH_TOKEN_VAR.into(), API_KEY_VAR.into()));
     }
 

@@ -3,6 +3,7 @@
 //! Unknown keys are errors: a typo must never silently disable a rule.
 
 pub mod env;
+mod parse;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -271,12 +272,39 @@ pub struct ConfigSource {
 impl ConfigSource {
     /// Snapshots the process environment (with `--dev`'s additions) and loads the settings.
     pub fn read(&self) -> Result<(Settings, EnvVars), String> {
+        let (settings, env, problems, _) = self.read_all();
+        match settings {
+            Some(settings) if problems.is_empty() => Ok((settings, env)),
+            _ => Err(problems.join("\n  ")),
+        }
+    }
+
+    /// Like [`Self::read`], but with every problem found and the settings as far as they could
+    /// be read (defaults standing in for the rest, whose sections are listed last), so start-up
+    /// can go on to find the problems the other settings and the environment have:
+    /// `check-config` reports all of them at once.
+    pub fn read_all(&self) -> (Option<Settings>, EnvVars, Vec<String>, Vec<&'static str>) {
         let mut env = EnvVars::from_process();
         if self.dev {
             crate::dev::prepare_env(&mut env);
         }
-        let settings = Settings::load(self.file.as_deref(), self.dev, &env)?;
-        Ok((settings, env))
+        let text = match &self.file {
+            Some(path) => match std::fs::read_to_string(path) {
+                Ok(text) => Some(text),
+                Err(e) => {
+                    let problem = format!(
+                        "the configuration file {} cannot be read ({e}): fix --config or TOKENMINT_CONFIG",
+                        path.display()
+                    );
+                    return (None, env, vec![problem], Vec::new());
+                }
+            },
+            None => None,
+        };
+        let name = self.file.as_ref().map(|path| path.display().to_string());
+        let file = text.as_deref().zip(name.as_deref());
+        let parse::Parsed { settings, problems, stand_ins } = parse::parse(file, self.dev, &env);
+        (settings, env, problems, stand_ins)
     }
 }
 
@@ -292,35 +320,21 @@ impl Settings {
             })?),
             None => None,
         };
-        Self::from_toml(text.as_deref(), dev, env).map_err(|e| match file {
-            Some(path) => format!("{e} (in {})", path.display()),
-            None => e,
-        })
+        let name = file.map(|path| path.display().to_string());
+        Self::parse(text.as_deref().zip(name.as_deref()), dev, env)
     }
 
     /// The layers with the operator's file given as text (`load` reads it; the fuzzer hands in
     /// arbitrary text).
     pub fn from_toml(file: Option<&str>, dev: bool, env: &EnvVars) -> Result<Self, String> {
-        let mut builder =
-            config::Config::builder().add_source(config::File::from_str(DEFAULT_TOML, config::FileFormat::Toml));
-        if dev {
-            builder = builder.add_source(config::File::from_str(DEV_TOML, config::FileFormat::Toml));
+        Self::parse(file.map(|text| (text, "the configuration file")), dev, env)
+    }
+
+    fn parse(file: Option<(&str, &str)>, dev: bool, env: &EnvVars) -> Result<Self, String> {
+        match parse::parse(file, dev, env) {
+            parse::Parsed { settings: Some(settings), problems, .. } if problems.is_empty() => Ok(settings),
+            parse::Parsed { problems, .. } => Err(problems.join("\n  ")),
         }
-        if let Some(text) = file {
-            builder = builder.add_source(config::File::from_str(text, config::FileFormat::Toml));
-        }
-        let overrides = config::Environment::with_prefix("TOKENMINT")
-            .separator("__")
-            .try_parsing(true)
-            .list_separator(",")
-            .with_list_parse_key("server.trusted_proxies")
-            .with_list_parse_key("cors.allowed_origins")
-            .source(Some(env.as_map().clone()));
-        builder
-            .add_source(overrides)
-            .build()
-            .and_then(config::Config::try_deserialize)
-            .map_err(|e| format!("configuration: {e}"))
     }
 }
 

@@ -145,6 +145,42 @@ fn check_config_and_mint_accept_unicode_anywhere_in_the_config() {
     assert_eq!(verify_token(token.trim(), API_SECRET).1["grants"]["video"]["room"], "über-zoë");
 }
 
+/// A value that cannot be read once hid every other problem, and the message said it came from
+/// the file when a variable had set it. Now every problem is listed, each with its source.
+#[test]
+fn check_config_lists_unreadable_values_with_their_source_and_everything_else() {
+    let config = std::fs::read_to_string(test_config())
+        .unwrap()
+        .replacen("max_ttl_secs = 3600", "max_ttl_secs = 90000", 1)
+        .replacen(
+            "allowed_origins = [\"http://allowed.test\"]",
+            "allowed_origins = [\"http://allowed.test\"]\nmax_age_secs = \"ten\"",
+            1,
+        );
+    let config = config.replacen("drain_delay_ms = 0", "drain_delay_ms = 0\nmax_connections = -1", 1);
+    let file = std::env::temp_dir().join(format!("tokenmint-unreadable-{}.toml", std::process::id()));
+    std::fs::write(&file, config).unwrap();
+    let env = [("TEST_SESSION_SECRET", SESSION_SECRET), ("TOKENMINT__SERVER__LISTEN", "not-an-address")];
+    let (ok, _, stderr) = run_binary(&["check-config", "--config", file.to_str().unwrap()], &env);
+    assert!(!ok);
+    let file_name = file.display().to_string();
+    for expected in [
+        "server.listen: invalid socket address syntax (set by TOKENMINT__SERVER__LISTEN)".to_owned(),
+        format!("(in {file_name})"),
+        "server.max_connections".to_owned(),
+        "cors.max_age_secs".to_owned(),
+        "max_ttl_secs must be from 1 to 86400".to_owned(),
+        "TWILIO_API_KEY is not set".to_owned(),
+        "TWILIO_ACCOUNT_SID is not set".to_owned(),
+        "TWILIO_API_SECRET is not set".to_owned(),
+    ] {
+        assert!(stderr.contains(&expected), "{expected}: {stderr}");
+    }
+    let listen = stderr.lines().find(|l| l.contains("server.listen")).unwrap();
+    assert!(!listen.contains(&file_name), "the variable set it, not the file: {listen}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 /// Time settings have sane ranges: 0 where 0 would spin or never expire, and values so large
 /// they mean "forever", are refused in one run, each with its key, range and unit.
 #[test]
