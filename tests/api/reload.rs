@@ -71,6 +71,18 @@ async fn metric(client: &reqwest::Client, running: &RunningBinary, series: &str)
         .unwrap_or_else(|| panic!("no {series} in the metrics"))
 }
 
+/// `tokenmint serve` with a copy of `config/test.toml` the test edits while it runs; returns
+/// the copy's path, its original text, and the running binary.
+fn serve_editable_config(name: &str) -> (PathBuf, String, RunningBinary) {
+    let config = std::env::temp_dir().join(format!("tokenmint-reload-{name}-{}.toml", std::process::id()));
+    let original = std::fs::read_to_string(repo_path("config/test.toml")).unwrap();
+    std::fs::write(&config, &original).unwrap();
+    let mut command = binary();
+    command.args(["serve", "--config", config.to_str().unwrap()]);
+    let running = start_command(&format!("reload-{name}"), command, &test_env());
+    (config, original, running)
+}
+
 #[tokio::test]
 async fn keys_rotate_under_load_by_file_change_and_by_sighup_with_no_failed_request() {
     let mut mount = SecretMount::new("rotate", KEY_SID, API_SECRET);
@@ -182,12 +194,7 @@ async fn a_bad_new_key_is_refused_and_the_old_one_keeps_signing() {
 
 #[tokio::test]
 async fn a_changed_policy_applies_at_once_and_a_broken_one_is_refused() {
-    let config = std::env::temp_dir().join(format!("tokenmint-reload-policy-{}.toml", std::process::id()));
-    let original = std::fs::read_to_string(repo_path("config/test.toml")).unwrap();
-    std::fs::write(&config, &original).unwrap();
-    let mut command = binary();
-    command.args(["serve", "--config", config.to_str().unwrap()]);
-    let running = start_command("reload-policy", command, &test_env());
+    let (config, original, running) = serve_editable_config("policy");
     let client = reqwest::Client::new();
     let standup = || {
         client
@@ -226,12 +233,7 @@ async fn a_changed_policy_applies_at_once_and_a_broken_one_is_refused() {
 /// reloader keeps applying changes; its liveness is a metric and an admin readiness detail.
 #[tokio::test]
 async fn unicode_rooms_reload_and_the_reloader_keeps_applying_changes() {
-    let config = std::env::temp_dir().join(format!("tokenmint-reload-unicode-{}.toml", std::process::id()));
-    let original = std::fs::read_to_string(repo_path("config/test.toml")).unwrap();
-    std::fs::write(&config, &original).unwrap();
-    let mut command = binary();
-    command.args(["serve", "--config", config.to_str().unwrap()]);
-    let running = start_command("reload-unicode", command, &test_env());
+    let (config, original, running) = serve_editable_config("unicode");
     let client = reqwest::Client::new();
     let ready: serde_json::Value =
         client.get(format!("http://{}/readyz", running.admin_addr)).send().await.unwrap().json().await.unwrap();
@@ -296,12 +298,7 @@ async fn unicode_rooms_reload_and_the_reloader_keeps_applying_changes() {
 /// that truly needs a restart (a listener setting) is named, and counted as `partial`.
 #[tokio::test]
 async fn authentication_and_rate_limits_reload_live_and_restart_only_changes_are_named() {
-    let config = std::env::temp_dir().join(format!("tokenmint-reload-auth-{}.toml", std::process::id()));
-    let original = std::fs::read_to_string(repo_path("config/test.toml")).unwrap();
-    std::fs::write(&config, &original).unwrap();
-    let mut command = binary();
-    command.args(["serve", "--config", config.to_str().unwrap()]);
-    let running = start_command("reload-auth", command, &test_env());
+    let (config, original, running) = serve_editable_config("auth");
     let client = reqwest::Client::new();
     let post =
         |credential: String| client.post(format!("http://{}/v1/tokens", running.addr)).bearer_auth(credential).send();
