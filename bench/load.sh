@@ -44,7 +44,8 @@ export TEST_SESSION_SECRET=bench-session-secret-bench-session-secret-0123
 cp config/test.toml "$work/load.toml"
 {
   printf '\n[[auth.providers]]\nissuer = "https://idp.bench"\naudiences = ["tokenmint-bench"]\n'
-  printf 'default_roles = ["user"]\npublic_key_pem = """\n%s\n"""\n' "$(cat tests/fixtures/keys/rsa-a.pub.pem)"
+  printf 'default_roles = ["user"]\nidentity_namespace = "test-users"\n'
+  printf 'public_key_pem = """\n%s\n"""\n' "$(cat tests/fixtures/keys/rsa-a.pub.pem)"
 } >>"$work/load.toml"
 export TOKENMINT_CONFIG=$work/load.toml TOKENMINT__LOG__FILTER=info
 export TOKENMINT__RATE_LIMIT__PER_IP__PER_MINUTE=4000000000 TOKENMINT__RATE_LIMIT__PER_IP__BURST=100000000

@@ -120,6 +120,7 @@ fn bench_credentials(c: &mut Criterion) {
             issuer = "https://app.bench"
             audiences = ["bench"]
             secret_env = "BENCH_SESSION_SECRET"
+            identity_prefix = "app:"
             [[api_keys]]
             name = "backend"
             sha256 = "{api_key_hash}"
@@ -127,6 +128,7 @@ fn bench_credentials(c: &mut Criterion) {
             issuer = "https://idp.bench"
             audiences = ["bench"]
             algorithms = ["RS256", "ES256", "EdDSA"]
+            identity_prefix = "idp:"
             jwks = '{jwks}'
             "#,
             jwks = serde_json::json!({"keys": jwks})
