@@ -1,6 +1,7 @@
-//! Every case of `shared/vectors/access-tokens.json` (tokens made by Twilio's official helper
-//! libraries): ours, minted with the same inputs at the same instant, decode to the node
-//! variant's header and payload, except that `jti` carries our unique suffix.
+//! Every case of `tests/fixtures/vectors/access-tokens.json` (tokens made by Twilio's official
+//! helper libraries; the project's copy of the steering repository's `shared/vectors`): ours,
+//! minted with the same inputs at the same instant, decode to the node variant's header and
+//! payload, except that `jti` carries our unique suffix.
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
@@ -14,7 +15,7 @@ use crate::helpers::{repo_path, verify_token};
 fn vectors() -> Value {
     let path = std::env::var("TOKENMINT_VECTORS")
         .map(Into::into)
-        .unwrap_or_else(|_| repo_path("../shared/vectors/access-tokens.json"));
+        .unwrap_or_else(|_| repo_path("tests/fixtures/vectors/access-tokens.json"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!("{} cannot be read ({e}): set TOKENMINT_VECTORS to the vectors file", path.display())
     });

@@ -38,7 +38,9 @@ pub struct ExchangeForm {
         pattern = "^urn:ietf:params:oauth:grant-type:token-exchange$"
     )]
     pub grant_type: String,
-    /// The app user's JWT: an ID token from your identity provider, or your app's session token.
+    /// The app user's JWT: an ID token from your identity provider, or your app's session token
+    /// (never a backend API key).
+    #[schema(min_length = 1)]
     pub subject_token: String,
     /// `urn:ietf:params:oauth:token-type:jwt` or `urn:ietf:params:oauth:token-type:id_token`.
     #[schema(
@@ -50,8 +52,9 @@ pub struct ExchangeForm {
     /// `task_router`. Left out: the policy's defaults.
     #[schema(example = "video:room:standup chat", nullable = false)]
     pub scope: Option<String>,
-    /// If given, `urn:ietf:params:oauth:token-type:jwt` (a Twilio Access Token is a JWT).
-    #[schema(pattern = "^urn:ietf:params:oauth:token-type:jwt$", nullable = false)]
+    /// If given, `urn:ietf:params:oauth:token-type:jwt` (a Twilio Access Token is a JWT); empty
+    /// counts as left out (RFC 6749 §3.1).
+    #[schema(pattern = "^(urn:ietf:params:oauth:token-type:jwt)?$", nullable = false)]
     pub requested_token_type: Option<String>,
 }
 
