@@ -271,7 +271,7 @@ impl Reloader {
         };
         // A provider the reload added must have its keys before it takes over, or its users
         // would be refused (and readiness fail) until the first fetch.
-        let missing = domain.authenticator.fetch_missing_keys().await;
+        let missing = domain.authenticator.fetch_missing_keys(&authenticator).await;
         if !missing.is_empty() {
             return Err(missing);
         }

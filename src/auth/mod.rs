@@ -13,6 +13,8 @@ mod provider;
 mod session;
 mod verified;
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 pub use api_key::{ApiKeySettings, ApiKeyStore};
@@ -327,11 +329,13 @@ impl Authenticator {
         self.inputs == Self::inputs(settings, env)
     }
 
-    /// Fetches the keys of every provider that has none yet (one just added by a reload);
-    /// returns a sentence for each whose keys still cannot be had.
-    pub async fn fetch_missing_keys(&self) -> Vec<String> {
+    /// Fetches the keys of every provider new since `running` (one a reload added) that has
+    /// none yet; returns a sentence for each whose keys still cannot be had. A provider that was
+    /// already running keeps its cache and its own retries: its outage blocks no reload.
+    pub async fn fetch_missing_keys(&self, running: &Authenticator) -> Vec<String> {
+        let is_new = |p: &&ProviderVerifier| !running.providers.iter().any(|r| Arc::ptr_eq(&r.cache, &p.cache));
         let mut problems = Vec::new();
-        for provider in self.providers.iter().filter(|p| !p.cache.has_keys()) {
+        for provider in self.providers.iter().filter(is_new).filter(|p| !p.cache.has_keys()) {
             if let Err(reason) = provider.cache.refresh_now().await {
                 problems
                     .push(format!("auth.providers ({}): its keys could not be fetched: {reason}", provider.issuer()));

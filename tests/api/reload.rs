@@ -71,11 +71,11 @@ async fn metric(client: &reqwest::Client, running: &RunningBinary, series: &str)
         .unwrap_or_else(|| panic!("no {series} in the metrics"))
 }
 
-/// `tokenmint serve` with a copy of `config/test.toml` the test edits while it runs; returns
-/// the copy's path, its original text, and the running binary.
-fn serve_editable_config(name: &str) -> (PathBuf, String, RunningBinary) {
+/// `tokenmint serve` with a copy of `config/test.toml` (and `extra` after it) that the test
+/// edits while it runs; returns the copy's path, its original text, and the running binary.
+fn serve_editable_config(name: &str, extra: &str) -> (PathBuf, String, RunningBinary) {
     let config = std::env::temp_dir().join(format!("tokenmint-reload-{name}-{}.toml", std::process::id()));
-    let original = std::fs::read_to_string(repo_path("config/test.toml")).unwrap();
+    let original = std::fs::read_to_string(repo_path("config/test.toml")).unwrap() + extra;
     std::fs::write(&config, &original).unwrap();
     let mut command = binary();
     command.args(["serve", "--config", config.to_str().unwrap()]);
@@ -194,7 +194,7 @@ async fn a_bad_new_key_is_refused_and_the_old_one_keeps_signing() {
 
 #[tokio::test]
 async fn a_changed_policy_applies_at_once_and_a_broken_one_is_refused() {
-    let (config, original, running) = serve_editable_config("policy");
+    let (config, original, running) = serve_editable_config("policy", "");
     let client = reqwest::Client::new();
     let standup = || {
         client
@@ -233,7 +233,7 @@ async fn a_changed_policy_applies_at_once_and_a_broken_one_is_refused() {
 /// reloader keeps applying changes; its liveness is a metric and an admin readiness detail.
 #[tokio::test]
 async fn unicode_rooms_reload_and_the_reloader_keeps_applying_changes() {
-    let (config, original, running) = serve_editable_config("unicode");
+    let (config, original, running) = serve_editable_config("unicode", "");
     let client = reqwest::Client::new();
     let ready: serde_json::Value =
         client.get(format!("http://{}/readyz", running.admin_addr)).send().await.unwrap().json().await.unwrap();
@@ -298,7 +298,7 @@ async fn unicode_rooms_reload_and_the_reloader_keeps_applying_changes() {
 /// that truly needs a restart (a listener setting) is named, and counted as `partial`.
 #[tokio::test]
 async fn authentication_and_rate_limits_reload_live_and_restart_only_changes_are_named() {
-    let (config, original, running) = serve_editable_config("auth");
+    let (config, original, running) = serve_editable_config("auth", "");
     let client = reqwest::Client::new();
     let post =
         |credential: String| client.post(format!("http://{}/v1/tokens", running.addr)).bearer_auth(credential).send();
@@ -351,4 +351,29 @@ async fn authentication_and_rate_limits_reload_live_and_restart_only_changes_are
     let warning = output.lines().find(|l| l.contains("take effect only after a restart")).unwrap();
     assert!(warning.contains("server.max_connections"), "{warning}");
     assert!(!warning.contains("server.listen"), "only what changed is named: {warning}");
+}
+
+/// An identity provider that is down (its keys never fetched) must not hold up other changes:
+/// a deny-list edit still applies on SIGHUP. Only a provider the reload itself adds must have its
+/// keys before it takes over.
+#[tokio::test]
+async fn a_provider_that_is_down_does_not_block_a_reload() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let provider = format!(
+        "\n[[auth.providers]]\nissuer = \"https://idp.down.test\"\naudiences = [\"app\"]\njwks_uri = \"http://{closed}/jwks.json\"\nfetch_timeout_ms = 200\nidentity_namespace = \"test-users\"\n"
+    );
+    let (config, original, running) = serve_editable_config("provider-down", &provider);
+    let client = reqwest::Client::new();
+    let alice = || {
+        client.post(format!("http://{}/v1/tokens", running.addr)).bearer_auth(session_token("alice", &["user"])).send()
+    };
+    assert_eq!(alice().await.unwrap().status(), 200);
+    std::fs::write(&config, format!("{original}\n[policy.deny]\nidentities = [\"alice\"]\n")).unwrap();
+    running.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alice().await.unwrap().status() != 403 {
+        assert!(Instant::now() < deadline, "the deny-list edit was held up by the provider that is down");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    running.stop();
 }
