@@ -12,6 +12,7 @@
 //! [`telemetry`] (logs and the audit trail), [`cli`]
 //! (the commands `main` dispatches), [`dev`] (the zero-setup `--dev` mode), [`sid`], [`ids`] and [`text`].
 
+pub mod app;
 pub mod auth;
 pub mod bounds;
 pub mod cli;

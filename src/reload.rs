@@ -21,9 +21,9 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use crate::app::AppState;
 use crate::config::{ConfigSource, Settings};
 use crate::credentials::{CredentialVars, TwilioCredentials};
-use crate::http::AppState;
 use crate::ratelimit::RateLimiter;
 use crate::startup::{Domain, Running, Runtime, build_domain, settings_problems};
 use crate::token::{DEFAULT_ACCOUNT, Minters};

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 
+use crate::app::{App, AppState, Health};
 use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::config::env::EnvVars;
 use crate::credentials::{ACCOUNT_SID_VAR, API_KEY_VAR, CredentialVars, TwilioCredentials};
 use crate::http::server::{ConnectionLimits, serve};
-use crate::http::{App, AppState, ForwardingTrust, Health, admin_router, api_router};
+use crate::http::{admin_router, api_router};
 use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::ratelimit::RateLimiter;
@@ -151,10 +152,7 @@ impl Runtime {
             health: Arc::new(Health::default()),
             metrics,
             limiter: ArcSwap::new(limiter),
-            forwarding: ForwardingTrust {
-                proxies: settings.server.trusted_proxies.clone(),
-                header: settings.server.client_ip_header,
-            },
+            forwarding: settings.server.forwarding(),
             body_limit_bytes: settings.server.body_limit_bytes,
         }));
         (state, settings)

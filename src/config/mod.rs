@@ -93,6 +93,20 @@ pub enum ClientIpHeader {
     XRealIp,
 }
 
+/// Who may name the client, and in which header (from `[server]`).
+#[derive(Debug, Clone)]
+pub struct ForwardingTrust {
+    pub proxies: Vec<ipnet::IpNet>,
+    pub header: ClientIpHeader,
+}
+
+impl ForwardingTrust {
+    pub fn trusts(&self, peer: std::net::IpAddr) -> bool {
+        let peer = peer.to_canonical();
+        self.proxies.iter().any(|net| net.contains(&peer))
+    }
+}
+
 /// One `[accounts.<name>]` entry.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -172,6 +186,10 @@ impl ReloadSettings {
 }
 
 impl ServerSettings {
+    pub fn forwarding(&self) -> ForwardingTrust {
+        ForwardingTrust { proxies: self.trusted_proxies.clone(), header: self.client_ip_header }
+    }
+
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
     }

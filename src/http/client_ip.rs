@@ -8,23 +8,8 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::http::HeaderMap;
-use ipnet::IpNet;
 
-use crate::config::ClientIpHeader;
-
-/// Who may name the client, and in which header.
-#[derive(Debug, Clone)]
-pub struct ForwardingTrust {
-    pub proxies: Vec<IpNet>,
-    pub header: ClientIpHeader,
-}
-
-impl ForwardingTrust {
-    pub fn trusts(&self, peer: IpAddr) -> bool {
-        let peer = peer.to_canonical();
-        self.proxies.iter().any(|net| net.contains(&peer))
-    }
-}
+use crate::config::{ClientIpHeader, ForwardingTrust};
 
 /// The resolved client address, in the request's extensions for limits and the audit log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +18,7 @@ pub struct ClientIp(pub IpAddr);
 pub fn resolve(peer: SocketAddr, headers: &HeaderMap, trust: &ForwardingTrust) -> IpAddr {
     let is_trusted = |ip: &IpAddr| trust.proxies.iter().any(|net| net.contains(ip));
     let peer = peer.ip().to_canonical();
-    if !is_trusted(&peer) {
+    if !trust.trusts(peer) {
         return peer;
     }
     let chain = forwarded_chain(headers, trust.header);

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use serde::de::DeserializeOwned;
 
-use super::AppState;
+use crate::app::AppState;
 use crate::error::ApiError;
 
 /// A JSON object body; no body at all is `T::default()` ("the policy's defaults"), while

@@ -28,8 +28,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
-use super::AppState;
 use super::client_ip::{self, ClientIp};
+use crate::app::AppState;
 use crate::auth::{Accepted, AuthError, bearer_credential};
 use crate::config::{CorsSettings, ServerSettings};
 use crate::error::ApiError;

@@ -20,7 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
-use super::ForwardingTrust;
+use crate::config::ForwardingTrust;
 use crate::error::{ApiError, RETRY_AFTER_SECS};
 use crate::metrics::Metrics;
 

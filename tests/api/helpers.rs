@@ -41,7 +41,7 @@ pub fn test_env() -> Vec<(String, String)> {
 }
 
 pub struct TestApp {
-    pub health: std::sync::Arc<tokenmint::http::Health>,
+    pub health: std::sync::Arc<tokenmint::app::Health>,
     metrics: tokenmint::metrics::Metrics,
     pub addr: SocketAddr,
     pub admin_addr: SocketAddr,

@@ -16,10 +16,11 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::tokens::issue;
+use crate::app::AppState;
 use crate::auth::Accepted;
 use crate::error::{ApiError, OAuthError, OAuthErrorBody};
+use crate::http::ClientIp;
 use crate::http::layers::{admit, limit_ip, with_quota_fields};
-use crate::http::{AppState, ClientIp};
 use crate::policy::request_from_scope;
 use crate::ratelimit::RateLimitFields;
 

@@ -2,8 +2,6 @@
 //! it is not draining (it turns 503 the moment shutdown begins, so the load balancer stops
 //! sending), and the shared rate-limit store answers when failing closed depends on it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
@@ -11,36 +9,9 @@ use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::app::AppState;
 use crate::error::{ApiError, Problem};
-use crate::http::AppState;
 use crate::ratelimit::StoreStatus;
-
-/// Process-wide health flags.
-#[derive(Debug, Default)]
-pub struct Health {
-    draining: AtomicBool,
-    reloader_running: AtomicBool,
-}
-
-impl Health {
-    /// Marks the process as shutting down: readiness fails from now on.
-    pub fn start_draining(&self) {
-        self.draining.store(true, Ordering::SeqCst);
-    }
-
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::SeqCst)
-    }
-
-    /// Set by the reloader while it runs (`crate::reload`).
-    pub fn set_reloader_running(&self, running: bool) {
-        self.reloader_running.store(running, Ordering::SeqCst);
-    }
-
-    pub fn is_reloader_running(&self) -> bool {
-        self.reloader_running.load(Ordering::SeqCst)
-    }
-}
 
 /// What a probe answers. The public listener says only `status`; the admin listener adds the
 /// details an operator needs (and an attacker should not see).

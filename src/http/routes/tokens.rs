@@ -10,11 +10,12 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::app::AppState;
 use crate::auth::{Principal, identity_quota_key};
 use crate::error::{ApiError, Problem};
+use crate::http::ClientIp;
 use crate::http::extract::JsonBody;
 use crate::http::layers::refuse;
-use crate::http::{AppState, ClientIp};
 use crate::policy::{PolicyError, TokenRequest};
 use crate::token::{rfc3339, unix_now};
 
