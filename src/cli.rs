@@ -82,7 +82,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve { dev: false }) {
         Command::Serve { dev } => serve(config, dev).await,
         Command::Mint { dev, identity, roles, ttl, grants } => {
-            mint(config, dev, identity, roles, ttl, grants.as_deref())
+            mint(config, dev, identity, roles, ttl, grants.as_deref()).await
         }
         Command::Decode { token, secret_file } => decode(&token, secret_file.as_deref()),
         Command::CheckConfig { dev } => check_config(config, dev),
@@ -137,7 +137,9 @@ async fn serve(config: Option<&Path>, dev: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn mint(
+/// Mints one token locally through the same issuer as the routes (policy, deny list, account,
+/// count, audit); the token goes to stdout, the audit line and a summary to stderr.
+async fn mint(
     config: Option<&Path>,
     dev: bool,
     identity: String,
@@ -156,6 +158,8 @@ fn mint(
         .map(serde_json::from_str)
         .transpose()
         .context("--grants is not a valid grants object (e.g. '{\"video\":{\"room\":\"standup\"}}')")?;
+    crate::telemetry::install(&runtime.settings.log, std::io::stderr).map_err(|e| anyhow!(e))?;
+    let placeholder = runtime.credentials.is_placeholder();
     let principal = Principal {
         subject: identity.clone(),
         identity,
@@ -165,21 +169,16 @@ fn mint(
         source: PrincipalSource::ApiKey { name: "cli".into() },
     };
     let request = TokenRequest { ttl, identity: None, grants };
-    let decision = runtime.policy.decide(&principal, &request).map_err(|e| anyhow!("refused: {e}"))?;
-    let credentials = runtime.accounts.get(&decision.account).unwrap_or(&runtime.credentials);
-    let minter = runtime.settings.minter_for(&decision.account, credentials);
-    let minted = minter.mint(&decision.spec, unix_now())?;
-    if runtime.credentials.is_placeholder() {
+    let (state, _) = runtime.into_state();
+    let issued = state
+        .issue(&principal, &request, Ipv4Addr::LOCALHOST.into(), &crate::ids::unique_hex(), unix_now())
+        .await
+        .map_err(|e| anyhow!("refused: {e}"))?;
+    if placeholder {
         eprintln!("warning: signed with PLACEHOLDER credentials; Twilio will reject this token");
     }
-    eprintln!(
-        "identity {} · grants {:?} · rule {} · expires {}",
-        decision.spec.identity,
-        decision.spec.grants.names(),
-        decision.rule,
-        rfc3339(minted.expires_at)
-    );
-    println!("{}", minted.token.expose_secret());
+    eprintln!("identity {} · grants {:?} · expires {}", issued.identity, issued.grants, rfc3339(issued.expires_at));
+    println!("{}", issued.token);
     Ok(())
 }
 

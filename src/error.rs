@@ -105,6 +105,19 @@ impl ApiError {
     }
 }
 
+impl From<crate::issue::IssueError> for ApiError {
+    fn from(e: crate::issue::IssueError) -> Self {
+        use crate::issue::IssueError;
+        match e {
+            IssueError::Unauthorized(e) => e.into(),
+            IssueError::RateLimited(e) => e.into(),
+            IssueError::Refused(e) => e.into(),
+            IssueError::Token(e) => e.into(),
+            IssueError::Internal(detail) => Self::Internal(detail),
+        }
+    }
+}
+
 impl From<PolicyError> for ApiError {
     fn from(e: PolicyError) -> Self {
         match e {

@@ -22,6 +22,7 @@ pub mod dev;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod issue;
 pub mod metrics;
 pub mod policy;
 pub mod ratelimit;

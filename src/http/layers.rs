@@ -34,7 +34,7 @@ use crate::auth::{Accepted, AuthError, bearer_credential};
 use crate::config::{CorsSettings, ServerSettings};
 use crate::error::ApiError;
 use crate::metrics::{Metrics, method_label};
-use crate::ratelimit::{RateLimitError, RateLimitFields};
+use crate::ratelimit::RateLimitFields;
 
 const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
@@ -148,63 +148,30 @@ async fn observe(State(state): State<AppState>, mut request: Request, next: Next
 }
 
 /// The token route's gate, in this order: the per-IP limit (before authentication, so bad
-/// credentials cannot burn CPU), authentication, then the per-identity limit. The principal goes
-/// into the request; every answer carries the quotas checked so far. One middleware rather than
-/// three, because each axum middleware layer clones the rest of the stack per request.
+/// credentials cannot burn CPU), authentication, then the per-identity limit (the issuer's
+/// `limit_client` and `admit`). The principal goes into the request; every answer carries the
+/// quotas checked so far. One middleware rather than three, because each axum middleware layer
+/// clones the rest of the stack per request.
 async fn guard_token_route(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
-    let client = request.extensions().get::<ClientIp>().copied();
-    let ip_fields = match limit_ip(&state, route, client).await {
-        Ok(fields) => fields,
-        Err(e) => return e.into_response(),
+    let ip_fields = match request.extensions().get::<ClientIp>().copied() {
+        Some(ClientIp(ip)) => match state.limit_client(route, ip).await {
+            Ok(fields) => Some(fields),
+            Err(e) => return ApiError::from(e).into_response(),
+        },
+        None => None,
     };
     let [authorization, request_id] = [AUTHORIZATION, X_REQUEST_ID].map(|name| request.headers().get(name).cloned());
     let credential = authorization.as_ref().map(|v| v.to_str().map_err(|_| AuthError::Malformed)).transpose();
     let request_id = request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("");
     let credential = credential.and_then(bearer_credential);
-    let (principal, identity_fields) = match admit(&state, credential, Accepted::AnyCredential, request_id).await {
+    let admitted = match state.admit(credential, Accepted::AnyCredential, request_id).await {
         Ok(admitted) => admitted,
-        Err(e) => return with_quota_fields(e.into_response(), ip_fields.as_ref()),
+        Err(e) => return with_quota_fields(ApiError::from(e).into_response(), ip_fields.as_ref()),
     };
-    request.extensions_mut().insert(principal);
+    request.extensions_mut().insert(admitted.principal);
     let response = with_quota_fields(next.run(request).await, ip_fields.as_ref());
-    with_rate_limit_fields(response, &identity_fields)
-}
-
-/// The per-IP limit of `route` for `client` (none when the peer is unknown).
-pub(crate) async fn limit_ip(
-    state: &AppState,
-    route: &str,
-    client: Option<ClientIp>,
-) -> Result<Option<RateLimitFields>, ApiError> {
-    let Some(ClientIp(ip)) = client else { return Ok(None) };
-    state.limiter.load_full().check_ip(route, ip).await.map(Some).map_err(|e| refuse(&state.metrics, e))
-}
-
-/// Verifies a credential (a refusal is counted and logged with its reason), then applies the
-/// per-identity limit. Used by every route that mints, whatever carries the credential.
-pub(crate) async fn admit(
-    state: &AppState,
-    credential: Result<&str, AuthError>,
-    accepted: Accepted,
-    request_id: &str,
-) -> Result<(crate::auth::Principal, RateLimitFields), ApiError> {
-    let verified = match credential {
-        Ok(credential) => state.authenticator.load_full().authenticate(credential, accepted).await,
-        Err(e) => Err(e),
-    };
-    let principal = verified.inspect_err(|e| {
-        state.metrics.auth_failures.with_label_values(&[e.reason()]).inc();
-        tracing::info!(reason = e.reason(), request_id, "authentication failed");
-    })?;
-    let fields = state
-        .limiter
-        .load_full()
-        .check_identity(&principal.quota_key(), &principal.roles)
-        .await
-        .map_err(|e| refuse(&state.metrics, e))?;
-    Span::current().record("identity", principal.identity.as_str());
-    Ok((principal, fields))
+    with_rate_limit_fields(response, &admitted.quota)
 }
 
 /// Adds the fields of a quota that was checked, if one was.
@@ -213,14 +180,6 @@ pub(crate) fn with_quota_fields(response: Response, fields: Option<&RateLimitFie
         Some(fields) => with_rate_limit_fields(response, fields),
         None => response,
     }
-}
-
-/// A rate-limit refusal as an error, counted.
-pub(crate) fn refuse(metrics: &Metrics, error: RateLimitError) -> ApiError {
-    if let RateLimitError::Limited(limited) = &error {
-        metrics.rate_limited.with_label_values(&[limited.scope.label()]).inc();
-    }
-    error.into()
 }
 
 /// Adds one quota's members to the `RateLimit-Policy` and `RateLimit` list fields.

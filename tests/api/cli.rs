@@ -234,6 +234,15 @@ fn mint_then_decode_verifies_and_says_when_it_expires() {
     let token = token.trim();
     let (_, payload) = verify_token(token, API_SECRET);
     assert_eq!(payload["grants"]["video"]["room"], "standup");
+    // The same issuer as the routes: the token has its audit line (on stderr), never the token.
+    let audit = stderr
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|line| line["target"] == "audit" && line["message"] == "token minted")
+        .unwrap_or_else(|| panic!("no audit line: {stderr}"));
+    assert_eq!(audit["jti"], payload["jti"]);
+    assert_eq!(audit["identity"], "alice");
+    assert!(!stderr.contains(token));
 
     let (ok, shown, _) = run_binary(&["decode", token], &[("TWILIO_API_SECRET", API_SECRET)]);
     assert!(ok);

@@ -15,14 +15,14 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::tokens::issue;
 use crate::app::AppState;
 use crate::auth::Accepted;
 use crate::error::{ApiError, OAuthError, OAuthErrorBody};
 use crate::http::ClientIp;
-use crate::http::layers::{admit, limit_ip, with_quota_fields};
+use crate::http::layers::with_quota_fields;
 use crate::policy::request_from_scope;
 use crate::ratelimit::RateLimitFields;
+use crate::token::unix_now;
 
 pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
@@ -96,8 +96,8 @@ pub async fn exchange(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     // The per-IP limit comes first, before the subject token costs a signature check.
-    let ip_fields = match limit_ip(&state, ROUTE, Some(client_ip)).await {
-        Ok(fields) => fields,
+    let ip_fields = match state.limit_client(ROUTE, client_ip.0).await {
+        Ok(fields) => Some(fields),
         Err(e) => return OAuthError::from(e).into_response(),
     };
     let (response, identity_fields) = answer(&state, client_ip, &headers, body).await;
@@ -121,11 +121,11 @@ async fn answer(
         Err(reason) => return (OAuthError::InvalidScope(reason).into_response(), None),
     };
     let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-    let (principal, fields) = match admit(state, Ok(&form.subject_token), Accepted::AppUserJwt, request_id).await {
+    let admitted = match state.admit(Ok(&form.subject_token), Accepted::AppUserJwt, request_id).await {
         Ok(admitted) => admitted,
         Err(e) => return (OAuthError::from(e).into_response(), None),
     };
-    let response = match issue(state, &principal, &request, client_ip.0, request_id).await {
+    let response = match state.issue(&admitted.principal, &request, client_ip.0, request_id, unix_now()).await {
         Ok(issued) => {
             let body = ExchangeResponse {
                 access_token: issued.token,
@@ -138,7 +138,7 @@ async fn answer(
         }
         Err(e) => OAuthError::from(e).into_response(),
     };
-    (response, Some(fields))
+    (response, Some(admitted.quota))
 }
 
 /// Reads and checks the form: its content type, each parameter at most once, the grant type

@@ -1,22 +1,18 @@
-//! `POST /v1/tokens`: authenticate, decide, mint, audit. [`issue`] is the path every token
-//! takes, shared with the token exchange.
-
-use std::net::IpAddr;
+//! `POST /v1/tokens`: the JSON envelope around [`crate::issue`] (the tower layer has already
+//! limited the client and admitted the principal).
 
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::{Extension, Json};
-use secrecy::ExposeSecret;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::app::AppState;
-use crate::auth::{Principal, identity_quota_key};
+use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
 use crate::http::ClientIp;
 use crate::http::extract::JsonBody;
-use crate::http::layers::refuse;
-use crate::policy::{PolicyError, TokenRequest};
+use crate::policy::TokenRequest;
 use crate::token::{rfc3339, unix_now};
 
 /// A minted token and what it carries.
@@ -62,7 +58,7 @@ pub async fn mint_token(
     JsonBody(request): JsonBody<TokenRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-    let issued = issue(&state, &principal, &request, client_ip, request_id).await?;
+    let issued = state.issue(&principal, &request, client_ip, request_id, unix_now()).await?;
     Ok(Json(TokenResponse {
         token: issued.token,
         identity: issued.identity,
@@ -70,83 +66,4 @@ pub async fn mint_token(
         expires_at: rfc3339(issued.expires_at),
         grants: issued.grants,
     }))
-}
-
-/// A token and what it carries, for either endpoint's answer.
-pub(crate) struct Issued {
-    pub token: String,
-    pub identity: String,
-    pub ttl: u32,
-    pub expires_at: u64,
-    pub grants: Vec<&'static str>,
-}
-
-/// Decides, mints, counts and audits: the one path every token takes, whichever endpoint was
-/// asked. A deny-list refusal is counted and audited here too. A backend that mints for another
-/// identity also spends that identity's quota, so one key cannot spend its whole budget on one
-/// user.
-pub(crate) async fn issue(
-    state: &AppState,
-    principal: &Principal,
-    request: &TokenRequest,
-    client_ip: IpAddr,
-    request_id: &str,
-) -> Result<Issued, ApiError> {
-    let decision = state.policy.load().decide(principal, request).inspect_err(|e| {
-        if let PolicyError::Denied(list) = e {
-            state.metrics.denied.with_label_values(&[list.label()]).inc();
-            tracing::info!(
-                target: "audit",
-                request_id,
-                identity = request.identity.as_deref().unwrap_or(&principal.identity),
-                subject = %principal.subject,
-                principal = %principal.source,
-                deny_list = list.label(),
-                %client_ip,
-                "token refused: deny list"
-            );
-        }
-    })?;
-    if decision.spec.identity != principal.identity {
-        state
-            .limiter
-            .load_full()
-            .check_identity(&identity_quota_key(&decision.spec.identity), &[])
-            .await
-            .map_err(|e| refuse(&state.metrics, e))?;
-    }
-    let minters = state.minters.load();
-    let minter = minters.get(&decision.account).ok_or_else(|| {
-        ApiError::Internal(format!("policy rule {:?} chose the unloaded account {:?}", decision.rule, decision.account))
-    })?;
-    let timer = state.metrics.mint_duration.start_timer();
-    let minted = minter.mint(&decision.spec, unix_now())?;
-    timer.observe_duration();
-    let grants = decision.spec.grants.names();
-    for grant in &grants {
-        state.metrics.tokens_issued.with_label_values(&[grant]).inc();
-    }
-    tracing::info!(
-        target: "audit",
-        request_id,
-        identity = %decision.spec.identity,
-        subject = %principal.subject,
-        principal = %principal.source,
-        tenant = principal.tenant.as_deref(),
-        rule = %decision.rule,
-        account = %decision.account,
-        grants = ?grants,
-        ttl = decision.spec.ttl_secs,
-        jti = %minted.jti,
-        key_sid = %minted.key_sid,
-        %client_ip,
-        "token minted"
-    );
-    Ok(Issued {
-        token: minted.token.expose_secret().to_owned(),
-        identity: decision.spec.identity,
-        ttl: decision.spec.ttl_secs,
-        expires_at: minted.expires_at,
-        grants,
-    })
 }
