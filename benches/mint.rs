@@ -79,7 +79,7 @@ fn bench_credentials(c: &mut Criterion) {
     use jsonwebtoken::jwk::Jwk;
     use jsonwebtoken::{Algorithm, EncodingKey, Header};
     use tokenmint::auth::Authenticator;
-    use tokenmint::config::env::EnvVars;
+    use tokenmint::env::EnvVars;
 
     let keys = [
         (

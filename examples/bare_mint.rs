@@ -15,7 +15,7 @@ use axum::routing::post;
 use secrecy::ExposeSecret;
 use tokenmint::auth::bearer_credential;
 use tokenmint::config::Settings;
-use tokenmint::config::env::EnvVars;
+use tokenmint::env::EnvVars;
 use tokenmint::policy::TokenRequest;
 use tokenmint::startup::Runtime;
 use tokenmint::token::{TokenMinter, rfc3339, unix_now};

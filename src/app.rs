@@ -32,8 +32,8 @@ pub struct App {
     /// Authentication and rate limits are swapped whole by a reload too (an unchanged one is
     /// kept as it is, with its caches and counts).
     pub authenticator: ArcSwap<Authenticator>,
-    /// The policy and the minters (one per Twilio account) are swapped whole by a reload (`crate::reload`); a request
-    /// loads each once, without a lock, and keeps that version to the end.
+    /// The policy and the minters (one per Twilio account) are swapped whole by a reload; a
+    /// request loads each once, without a lock, and keeps that version to the end.
     pub policy: ArcSwap<Policy>,
     pub minters: ArcSwap<Minters>,
     pub health: Arc<Health>,
@@ -62,7 +62,7 @@ impl Health {
         self.draining.load(Ordering::SeqCst)
     }
 
-    /// Set by the reloader while it runs (`crate::reload`).
+    /// Set by the reloader while it runs.
     pub fn set_reloader_running(&self, running: bool) {
         self.reloader_running.store(running, Ordering::SeqCst);
     }

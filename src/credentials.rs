@@ -6,8 +6,11 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::config::env::{EnvError, EnvVars};
+use crate::env::{EnvError, EnvVars};
 use crate::sid::SidKind;
+
+/// The name policy rules use for the account of `TWILIO_*`.
+pub const DEFAULT_ACCOUNT: &str = "default";
 
 pub const ACCOUNT_SID_VAR: &str = "TWILIO_ACCOUNT_SID";
 pub const API_KEY_VAR: &str = "TWILIO_API_KEY";
@@ -74,7 +77,7 @@ impl CredentialVars {
 
     /// The variables of the account a policy rule names: `"default"` or an `[accounts.<name>]`.
     pub fn for_account(name: &str) -> Self {
-        if name == crate::token::DEFAULT_ACCOUNT { Self::default_account() } else { Self::named(name) }
+        if name == DEFAULT_ACCOUNT { Self::default_account() } else { Self::named(name) }
     }
 
     fn with_prefix(prefix: &str) -> Self {

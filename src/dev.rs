@@ -4,7 +4,7 @@
 
 use base64::Engine;
 
-use crate::config::env::EnvVars;
+use crate::env::EnvVars;
 
 /// The variable `config/dev.toml` names for the app-session secret.
 pub const SESSION_SECRET_VAR: &str = "TOKENMINT_DEV_SESSION_SECRET";

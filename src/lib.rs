@@ -19,7 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod dev;
-pub mod error;
+pub mod env;
 pub mod http;
 pub mod ids;
 pub mod issue;

@@ -23,10 +23,10 @@ use sha2::{Digest, Sha256};
 
 use crate::app::AppState;
 use crate::config::{ConfigSource, Settings};
-use crate::credentials::{CredentialVars, TwilioCredentials};
+use crate::credentials::{CredentialVars, DEFAULT_ACCOUNT, TwilioCredentials};
 use crate::ratelimit::RateLimiter;
 use crate::startup::{Domain, Running, Runtime, build_domain, settings_problems};
-use crate::token::{DEFAULT_ACCOUNT, Minters};
+use crate::token::Minters;
 
 /// Re-reads what may change while running.
 pub struct Reloader {
@@ -58,7 +58,7 @@ impl Trigger {
 impl Reloader {
     /// Notes what start-up read, so a reload reads the same sources.
     pub fn new(source: ConfigSource, runtime: &Runtime) -> Self {
-        let env = crate::config::env::EnvVars::from_process();
+        let env = crate::env::EnvVars::from_process();
         let settings = &runtime.settings;
         let secret_vars = settings
             .account_names()
@@ -248,7 +248,7 @@ impl Reloader {
         let running = Running { authenticator: &authenticator, limiter: &limiter };
         let domain = build_domain(&settings, &env, Some(running)).map_err(|mut p| problems.append(&mut p)).ok();
         let current = state.minters.load_full();
-        let (mut minters, mut kept) = (Vec::new(), Vec::new());
+        let (mut minters, mut kept) = (std::collections::BTreeMap::new(), Vec::new());
         for name in settings.account_names() {
             let read = match &self.placeholder {
                 Some(placeholder) if name == DEFAULT_ACCOUNT => Ok(placeholder.clone()),
@@ -256,19 +256,22 @@ impl Reloader {
             };
             match (read, current.get(name)) {
                 (Ok(credentials), _) => {
-                    minters.push((name.to_owned(), Arc::new(settings.minter_for(name, &credentials))));
+                    minters.insert(name.to_owned(), Arc::new(settings.minter_for(name, &credentials)));
                 }
                 (Err(e), Some(previous)) => {
                     kept.push(format!("account {name}: {e}"));
-                    minters.push((name.to_owned(), previous.clone()));
+                    minters.insert(name.to_owned(), previous.clone());
                 }
                 (Err(e), None) => problems.push(format!("accounts.{name}: {e}")),
             }
         }
-        let domain = match domain {
-            Some(domain) if problems.is_empty() => domain,
-            _ => return Err(problems),
+        let default = minters.remove(DEFAULT_ACCOUNT);
+        let (Some(domain), Some(default)) = (domain, default) else {
+            return Err(problems);
         };
+        if !problems.is_empty() {
+            return Err(problems);
+        }
         // A provider the reload added must have its keys before it takes over, or its users
         // would be refused (and readiness fail) until the first fetch.
         let missing = domain.authenticator.fetch_missing_keys(&authenticator).await;
@@ -276,7 +279,7 @@ impl Reloader {
             return Err(missing);
         }
         let needs_restart = changes_needing_restart(&self.started, &settings);
-        Ok(Reloaded { minters: Minters::new(minters), domain, kept, needs_restart })
+        Ok(Reloaded { minters: Minters::new(default, minters), domain, kept, needs_restart })
     }
 }
 

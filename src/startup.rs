@@ -11,14 +11,14 @@ use tokio::net::TcpListener;
 use crate::app::{App, AppState, Health};
 use crate::auth::Authenticator;
 use crate::config::Settings;
-use crate::config::env::EnvVars;
-use crate::credentials::{ACCOUNT_SID_VAR, API_KEY_VAR, CredentialVars, TwilioCredentials};
+use crate::credentials::{ACCOUNT_SID_VAR, API_KEY_VAR, CredentialVars, DEFAULT_ACCOUNT, TwilioCredentials};
+use crate::env::EnvVars;
 use crate::http::server::{ConnectionLimits, serve};
 use crate::http::{admin_router, api_router};
 use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::ratelimit::RateLimiter;
-use crate::token::{DEFAULT_ACCOUNT, Minters};
+use crate::token::Minters;
 
 /// Everything the service needs, validated.
 pub struct Runtime {
@@ -145,9 +145,10 @@ impl Runtime {
             authenticator: ArcSwap::new(authenticator),
             policy: ArcSwap::from_pointee(policy),
             minters: ArcSwap::from_pointee(Minters::new(
-                std::iter::once((DEFAULT_ACCOUNT, &credentials))
-                    .chain(accounts.iter().map(|(n, c)| (n.as_str(), c)))
-                    .map(|(name, credentials)| (name.to_owned(), Arc::new(settings.minter_for(name, credentials)))),
+                Arc::new(settings.minter_for(DEFAULT_ACCOUNT, &credentials)),
+                accounts
+                    .iter()
+                    .map(|(name, credentials)| (name.clone(), Arc::new(settings.minter_for(name, credentials)))),
             )),
             health: Arc::new(Health::default()),
             metrics,

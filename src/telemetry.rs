@@ -10,7 +10,24 @@ use std::sync::OnceLock;
 use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{LogFormat, LogSettings};
+use serde::{Deserialize, Serialize};
+
+/// The `[log]` section. `RUST_LOG`, when set, overrides `filter`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    /// `json` (one object a line, for collectors) or `pretty` (for people).
+    pub format: LogFormat,
+    /// A tracing `EnvFilter` directive such as `info` or `tokenmint=debug`.
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
 
 /// Lines waiting for stdout before new ones are dropped (a few MiB at most).
 const QUEUED_LINES: usize = 16_384;

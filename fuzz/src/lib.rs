@@ -16,7 +16,7 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 use tokenmint::config::Settings;
-use tokenmint::config::env::EnvVars;
+use tokenmint::env::EnvVars;
 use tokenmint::startup::Runtime;
 use tower::ServiceExt;
 

@@ -22,7 +22,7 @@ pub use provider::{ProviderSettings, ProviderVerifier};
 pub use session::{SessionIssuerSettings, SessionVerifier};
 use verified::VerifiedTokens;
 
-use crate::config::env::EnvVars;
+use crate::env::EnvVars;
 
 /// Longest credential we try to verify; anything longer is refused unparsed.
 const MAX_CREDENTIAL_BYTES: usize = 8 * 1024;

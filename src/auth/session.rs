@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use super::identity::{IdentityRule, IdentitySettings, RequiredClaims};
 use super::{AuthError, Principal, PrincipalSource, Verified, claims};
-use crate::config::env::EnvVars;
+use crate::env::EnvVars;
 
 /// HS256 keys shorter than the hash output weaken the MAC (RFC 7518 §3.2).
 const MIN_SECRET_BYTES: usize = 32;

@@ -2,7 +2,6 @@
 //! file given by `--config` / `TOKENMINT_CONFIG`, then `TOKENMINT__SECTION__KEY` variables.
 //! Unknown keys are errors: a typo must never silently disable a rule.
 
-pub mod env;
 mod parse;
 
 use std::net::SocketAddr;
@@ -12,10 +11,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthSettings;
+use crate::env::EnvVars;
 use crate::policy::PolicySettings;
 use crate::ratelimit::RateLimitSettings;
+use crate::telemetry::LogSettings;
 use crate::token::TokenSettings;
-use env::EnvVars;
 
 /// The defaults every deployment starts from; also the reference for every key.
 pub const DEFAULT_TOML: &str = include_str!("../../config/default.toml");
@@ -123,7 +123,7 @@ impl Settings {
         for (name, account) in &self.accounts {
             let plausible = name.starts_with(|c: char| c.is_ascii_lowercase())
                 && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-            if !plausible || name == crate::token::DEFAULT_ACCOUNT {
+            if !plausible || name == crate::credentials::DEFAULT_ACCOUNT {
                 problems.push(format!(
                     "accounts.{name}: an account name is lower-case letters, digits and _ (not \"default\", which is TWILIO_*), e.g. accounts.eu"
                 ));
@@ -141,7 +141,7 @@ impl Settings {
 
     /// Every account name policy rules may use: `"default"` and each `[accounts.<name>]`.
     pub fn account_names(&self) -> Vec<&str> {
-        std::iter::once(crate::token::DEFAULT_ACCOUNT).chain(self.accounts.keys().map(String::as_str)).collect()
+        std::iter::once(crate::credentials::DEFAULT_ACCOUNT).chain(self.accounts.keys().map(String::as_str)).collect()
     }
 
     /// The minter of one account: its credentials with the `[token]` settings and its region.
@@ -260,23 +260,6 @@ fn is_exact_origin(origin: &str) -> bool {
     !rest.is_empty()
         && rest.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
         && axum::http::HeaderValue::from_str(origin).is_ok()
-}
-
-/// The `[log]` section. `RUST_LOG`, when set, overrides `filter`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct LogSettings {
-    /// `json` (one object a line, for collectors) or `pretty` (for people).
-    pub format: LogFormat,
-    /// A tracing `EnvFilter` directive such as `info` or `tokenmint=debug`.
-    pub filter: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Json,
-    Pretty,
 }
 
 /// Where the settings come from (`--config` and `--dev`), so a reload reads them exactly the

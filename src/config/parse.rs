@@ -6,8 +6,8 @@
 
 use serde::de::DeserializeOwned;
 
-use super::env::EnvVars;
 use super::{DEFAULT_TOML, DEV_TOML, Settings};
+use crate::env::EnvVars;
 
 /// The top-level sections, in the order they are reported.
 const SECTIONS: [&str; 9] = ["server", "token", "log", "cors", "rate_limit", "reload", "accounts", "auth", "policy"];

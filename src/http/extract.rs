@@ -7,7 +7,7 @@ use axum::http::header::CONTENT_TYPE;
 use serde::de::DeserializeOwned;
 
 use crate::app::AppState;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// A JSON object body; no body at all is `T::default()` ("the policy's defaults"), while
 /// whitespace alone is not JSON (schemathesis found it accepted). Content

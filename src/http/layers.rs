@@ -29,15 +29,13 @@ use tower_http::trace::TraceLayer;
 use tracing::Span;
 
 use super::client_ip::{self, ClientIp};
+use super::error::{ApiError, RATELIMIT, RATELIMIT_POLICY, with_rate_limit_fields};
 use crate::app::AppState;
 use crate::auth::{Accepted, AuthError, bearer_credential};
 use crate::config::{CorsSettings, ServerSettings};
-use crate::error::ApiError;
 use crate::metrics::{Metrics, method_label};
 use crate::ratelimit::RateLimitFields;
 
-const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
-const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The layers every route of a listener gets. `cors` is `None` on the admin listener.
@@ -180,17 +178,6 @@ pub(crate) fn with_quota_fields(response: Response, fields: Option<&RateLimitFie
         Some(fields) => with_rate_limit_fields(response, fields),
         None => response,
     }
-}
-
-/// Adds one quota's members to the `RateLimit-Policy` and `RateLimit` list fields.
-pub fn with_rate_limit_fields(mut response: Response, fields: &RateLimitFields) -> Response {
-    let headers = response.headers_mut();
-    for (name, value) in [(RATELIMIT_POLICY, &fields.policy), (RATELIMIT, &fields.state)] {
-        if let Ok(value) = HeaderValue::from_str(value) {
-            headers.append(name, value);
-        }
-    }
-    response
 }
 
 /// The panic payload is not logged: it could quote a secret.

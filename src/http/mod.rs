@@ -3,6 +3,7 @@
 //! about axum.
 
 mod client_ip;
+pub mod error;
 mod extract;
 pub(crate) mod layers;
 pub mod routes;
@@ -13,9 +14,8 @@ use axum::routing::{get, post};
 
 use crate::app::AppState;
 use crate::config::{CorsSettings, ServerSettings};
-use crate::error::ApiError;
 pub use client_ip::ClientIp;
-pub use layers::with_rate_limit_fields;
+use error::ApiError;
 
 /// The public listener's routes.
 pub fn api_router(state: AppState, server: &ServerSettings, cors: &CorsSettings) -> Router {

@@ -21,7 +21,7 @@ use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
 use crate::config::ForwardingTrust;
-use crate::error::{ApiError, RETRY_AFTER_SECS};
+use crate::http::error::{ApiError, RETRY_AFTER_SECS};
 use crate::metrics::Metrics;
 
 /// How each connection is bounded.

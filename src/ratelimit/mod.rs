@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 pub use memory::KeyedLimiter;
 pub use redis::{OnError, RedisSettings, RedisStore};
 
-use crate::config::env::EnvVars;
+use crate::env::EnvVars;
 
 /// The routes that mint. A per-route limit set for one of them covers both, as one count: a
 /// client held back on one must not go on minting through the other.

@@ -19,7 +19,9 @@ pub use grants::{
     ChatGrant, Grants, IdentityError, SyncGrant, TaskRouterGrant, VideoGrant, VoiceGrant, check_identity,
 };
 
-use crate::credentials::TwilioCredentials;
+use std::sync::Arc;
+
+use crate::credentials::{DEFAULT_ACCOUNT, TwilioCredentials};
 
 /// The longest ttl Twilio accepts (error 20157 beyond it).
 pub const MAX_TTL_SECS: u32 = 86_400;
@@ -63,36 +65,34 @@ pub fn region_problem(key: &str, region: &str) -> Option<String> {
     (!plausible).then(|| format!("{key} {region:?} is not a Twilio region such as \"us1\", \"ie1\" or \"au1\""))
 }
 
-/// The name policy rules use for the account of `TWILIO_*`.
-pub const DEFAULT_ACCOUNT: &str = "default";
-
-/// The minters in use, one per Twilio account (always [`DEFAULT_ACCOUNT`], plus each
-/// `[accounts.<name>]`). A reload builds a new set, reusing the minter of an account whose new
-/// credentials were refused, so each account rotates on its own.
+/// The minters in use, one per Twilio account: the default account's (`TWILIO_*`), which always
+/// exists, and each `[accounts.<name>]`'s. A reload builds a new set, reusing the minter of an
+/// account whose new credentials were refused, so each account rotates on its own.
 #[derive(Clone)]
-pub struct Minters(std::collections::BTreeMap<String, std::sync::Arc<TokenMinter>>);
+pub struct Minters {
+    default: Arc<TokenMinter>,
+    named: std::collections::BTreeMap<String, Arc<TokenMinter>>,
+}
 
 impl Minters {
-    /// A set from (account name, minter) pairs; the default account must be among them.
-    pub fn new(minters: impl IntoIterator<Item = (String, std::sync::Arc<TokenMinter>)>) -> Self {
-        let minters = Self(minters.into_iter().collect());
-        assert!(minters.0.contains_key(DEFAULT_ACCOUNT), "the default account always has a minter");
-        minters
+    pub fn new(default: Arc<TokenMinter>, named: impl IntoIterator<Item = (String, Arc<TokenMinter>)>) -> Self {
+        Self { default, named: named.into_iter().collect() }
     }
 
-    /// The minter of `account`.
-    pub fn get(&self, account: &str) -> Option<&std::sync::Arc<TokenMinter>> {
-        self.0.get(account)
+    /// The minter of `account` ([`DEFAULT_ACCOUNT`] or an `[accounts.<name>]` name).
+    pub fn get(&self, account: &str) -> Option<&Arc<TokenMinter>> {
+        if account == DEFAULT_ACCOUNT { Some(&self.default) } else { self.named.get(account) }
     }
 
     /// The default account's minter.
     pub fn default_account(&self) -> &TokenMinter {
-        &self.0[DEFAULT_ACCOUNT]
+        &self.default
     }
 
-    /// Every account, by name, with its minter.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &std::sync::Arc<TokenMinter>)> {
-        self.0.iter().map(|(name, minter)| (name.as_str(), minter))
+    /// Every account, by name, with its minter: the default account first.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Arc<TokenMinter>)> {
+        std::iter::once((DEFAULT_ACCOUNT, &self.default))
+            .chain(self.named.iter().map(|(name, minter)| (name.as_str(), minter)))
     }
 }
 

@@ -9,7 +9,7 @@ use std::process::Command;
 
 use serde_json::Value;
 use tokenmint::config::Settings;
-use tokenmint::config::env::EnvVars;
+use tokenmint::env::EnvVars;
 
 use crate::helpers::*;
 

@@ -9,7 +9,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tokenmint::config::Settings;
-use tokenmint::config::env::EnvVars;
+use tokenmint::env::EnvVars;
 use tokenmint::startup::{Application, Runtime};
 
 pub const ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
@@ -125,8 +125,8 @@ fn log_in_process_to_sweep() {
             .append(true)
             .open(sweep_dir().join(format!("in-process-{}.log", std::process::id())))
             .unwrap();
-        let log = tokenmint::config::LogSettings {
-            format: tokenmint::config::LogFormat::Json,
+        let log = tokenmint::telemetry::LogSettings {
+            format: tokenmint::telemetry::LogFormat::Json,
             filter: "info,tokenmint=debug,tower_http=debug".into(),
         };
         tokenmint::telemetry::install(&log, std::sync::Mutex::new(file)).expect("the test subscriber installs");

@@ -17,8 +17,8 @@ use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::auth::Accepted;
-use crate::error::{ApiError, OAuthError, OAuthErrorBody};
 use crate::http::ClientIp;
+use crate::http::error::{ApiError, OAuthError, OAuthErrorBody};
 use crate::http::layers::with_quota_fields;
 use crate::policy::request_from_scope;
 use crate::ratelimit::RateLimitFields;

@@ -10,7 +10,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::app::AppState;
-use crate::error::{ApiError, Problem};
+use crate::http::error::{ApiError, Problem};
 use crate::ratelimit::StoreStatus;
 
 /// What a probe answers. The public listener says only `status`; the admin listener adds the

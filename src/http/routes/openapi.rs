@@ -9,7 +9,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{exchange, health, tokens};
-use crate::error::{OAuthErrorBody, Problem};
+use crate::http::error::{OAuthErrorBody, Problem};
 use crate::policy::{
     ChatRequest, OutgoingRequest, RequestedGrants, SyncRequest, TaskRouterRequest, TokenRequest, VideoRequest,
     VoiceRequest,

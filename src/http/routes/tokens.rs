@@ -9,8 +9,8 @@ use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::auth::Principal;
-use crate::error::{ApiError, Problem};
 use crate::http::ClientIp;
+use crate::http::error::{ApiError, Problem};
 use crate::http::extract::JsonBody;
 use crate::policy::TokenRequest;
 use crate::token::{rfc3339, unix_now};

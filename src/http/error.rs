@@ -4,13 +4,14 @@
 //! Domain modules have their own error types; this is where they meet HTTP. 5xx details are
 //! logged and never sent.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::auth::AuthError;
 use crate::policy::PolicyError;
+use crate::ratelimit::RateLimitFields;
 use crate::token::TokenError;
 
 /// Seconds a client should wait before retrying a 503.
@@ -193,7 +194,7 @@ impl ApiError {
             }
             Self::RateLimited(limited) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(limited.retry_after_secs));
-                return crate::http::with_rate_limit_fields(response, &limited.fields);
+                return with_rate_limit_fields(response, &limited.fields);
             }
             _ => {}
         }
@@ -278,4 +279,19 @@ impl IntoResponse for OAuthError {
             _ => response,
         }
     }
+}
+
+/// The IETF rate-limit fields (draft-ietf-httpapi-ratelimit-headers).
+pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+
+/// Adds one quota's members to the `RateLimit-Policy` and `RateLimit` list fields.
+pub fn with_rate_limit_fields(mut response: Response, fields: &RateLimitFields) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [(RATELIMIT_POLICY, &fields.policy), (RATELIMIT, &fields.state)] {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.append(name, value);
+        }
+    }
+    response
 }
