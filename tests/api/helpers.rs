@@ -460,3 +460,8 @@ pub fn metric_value(text: &str, series: &str) -> f64 {
         .parse()
         .unwrap()
 }
+
+/// A client whose connections come from `local` (127.0.0.2 is a second loopback address).
+pub fn client_from(local: &str) -> reqwest::Client {
+    reqwest::Client::builder().local_address(local.parse::<std::net::IpAddr>().unwrap()).build().unwrap()
+}

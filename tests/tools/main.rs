@@ -1,0 +1,18 @@
+//! Black-box tests that need more than the Rust toolchain: a real Chromium, Redis, nginx, an
+//! OpenID provider and Twilio's official library (Python), schemathesis, the deployment linters,
+//! libfaketime. `scripts/test` installs them and runs this target (`cargo test --test tools`); a
+//! plain `cargo test` leaves it out, so it passes on a fresh clone with only Rust installed.
+
+// The helpers are shared with `tests/api`; not every one is used here.
+#[allow(dead_code)]
+#[path = "../api/helpers.rs"]
+mod helpers;
+
+mod browser;
+mod clock;
+mod deploy;
+mod nginx;
+mod official_library;
+mod oidc_provider;
+mod redis_store;
+mod schema;
