@@ -254,6 +254,20 @@ pub fn jwks_fetches() -> IntCounterVec {
     fetches
 }
 
+/// `tokenmint_ratelimit_store_up` (1 while the shared store answers) and
+/// `tokenmint_ratelimit_store_errors_total`: the shared rate-limit store's series, registered
+/// with the store they belong to.
+pub fn ratelimit_store() -> (IntGauge, IntCounter) {
+    let up = IntGauge::new("tokenmint_ratelimit_store_up", "1 while the shared rate-limit store (Redis) answers.")
+        .expect("valid metric");
+    let errors = IntCounter::new(
+        "tokenmint_ratelimit_store_errors_total",
+        "Failed or timed-out calls to the shared rate-limit store.",
+    )
+    .expect("valid metric");
+    (up, errors)
+}
+
 /// A method label from a fixed set, so random methods cannot grow the label set.
 pub fn method_label(method: &str) -> &'static str {
     match method {

@@ -25,7 +25,7 @@ use crate::app::AppState;
 use crate::config::{ConfigSource, Settings};
 use crate::credentials::{CredentialVars, DEFAULT_ACCOUNT, TwilioCredentials};
 use crate::ratelimit::RateLimiter;
-use crate::startup::{Domain, Running, Runtime, build_domain, settings_problems};
+use crate::startup::{Domain, Running, Runtime, build_domain, minter_for, settings_problems};
 use crate::token::Minters;
 
 /// Re-reads what may change while running.
@@ -256,7 +256,7 @@ impl Reloader {
             };
             match (read, current.get(name)) {
                 (Ok(credentials), _) => {
-                    minters.insert(name.to_owned(), Arc::new(settings.minter_for(name, &credentials)));
+                    minters.insert(name.to_owned(), Arc::new(minter_for(&settings, name, &credentials)));
                 }
                 (Err(e), Some(previous)) => {
                     kept.push(format!("account {name}: {e}"));

@@ -99,6 +99,11 @@ pub fn build_domain(settings: &Settings, env: &EnvVars, running: Option<Running<
     }
 }
 
+/// The minter of one account: its credentials with the `[token]` settings and its region.
+pub fn minter_for(settings: &Settings, account: &str, credentials: &TwilioCredentials) -> crate::token::TokenMinter {
+    crate::token::TokenMinter::new(credentials, &settings.token_settings_for(account))
+}
+
 impl Runtime {
     /// Validates settings, credentials, authentication and policy; every problem at once.
     /// With `dev`, missing Twilio credentials become placeholders and the listeners must be on
@@ -145,10 +150,10 @@ impl Runtime {
             authenticator: ArcSwap::new(authenticator),
             policy: ArcSwap::from_pointee(policy),
             minters: ArcSwap::from_pointee(Minters::new(
-                Arc::new(settings.minter_for(DEFAULT_ACCOUNT, &credentials)),
+                Arc::new(minter_for(&settings, DEFAULT_ACCOUNT, &credentials)),
                 accounts
                     .iter()
-                    .map(|(name, credentials)| (name.clone(), Arc::new(settings.minter_for(name, credentials)))),
+                    .map(|(name, credentials)| (name.clone(), Arc::new(minter_for(&settings, name, credentials)))),
             )),
             health: Arc::new(Health::default()),
             metrics,
@@ -226,7 +231,11 @@ impl Application {
             key_sid = %self.state.minters.load().default_account().key_sid(),
             "listening"
         );
-        let eviction = spawn_eviction(&self.state, self.settings.rate_limit.eviction_interval_secs);
+        let limiter = self.state.clone();
+        let eviction = crate::ratelimit::spawn_upkeep(
+            move || limiter.limiter.load_full(),
+            self.settings.rate_limit.eviction_interval_secs,
+        );
         let key_refresh = self.state.authenticator.load().spawn_key_refresh();
         let server = &self.settings.server;
         let limits = || ConnectionLimits {
@@ -249,31 +258,6 @@ impl Application {
         key_refresh.iter().for_each(tokio::task::JoinHandle::abort);
         Ok(())
     }
-}
-
-/// Rate-limit upkeep: drops stale in-memory keys on a schedule (so memory stays bounded) and,
-/// with a shared store, PINGs it every second so an outage and a recovery are noticed. It reads
-/// the limiter anew each time, so a reloaded one is looked after too.
-fn spawn_eviction(state: &AppState, interval_secs: u64) -> tokio::task::JoinHandle<()> {
-    let state = state.clone();
-    tokio::spawn(async move {
-        let mut probe = tokio::time::interval(std::time::Duration::from_secs(1));
-        probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut since_eviction = 0;
-        loop {
-            probe.tick().await;
-            let limiter = state.limiter.load_full();
-            if let Some(store) = limiter.shared_store() {
-                store.probe().await;
-            }
-            since_eviction += 1;
-            if since_eviction >= interval_secs {
-                since_eviction = 0;
-                let tracked = limiter.evict_stale();
-                tracing::debug!(tracked, "evicted stale rate-limit keys");
-            }
-        }
-    })
 }
 
 async fn bind(key: &str, addr: SocketAddr) -> std::io::Result<TcpListener> {

@@ -321,6 +321,34 @@ impl RateLimiter {
     }
 }
 
+/// Keeps the limits in shape while the service runs: drops stale in-memory keys every
+/// `eviction_interval_secs` (so memory stays bounded) and, with a shared store, PINGs it every
+/// second so an outage and a recovery are noticed. It asks `current` for the limiter each time,
+/// so one a reload put in place is looked after too.
+pub fn spawn_upkeep(
+    current: impl Fn() -> std::sync::Arc<RateLimiter> + Send + 'static,
+    eviction_interval_secs: u64,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut probe = tokio::time::interval(std::time::Duration::from_secs(1));
+        probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut since_eviction = 0;
+        loop {
+            probe.tick().await;
+            let limiter = current();
+            if let Some(store) = limiter.shared_store() {
+                store.probe().await;
+            }
+            since_eviction += 1;
+            if since_eviction >= eviction_interval_secs {
+                since_eviction = 0;
+                let tracked = limiter.evict_stale();
+                tracing::debug!(tracked, "evicted stale rate-limit keys");
+            }
+        }
+    })
+}
+
 /// IPv4 addresses as they are; IPv6 by /64, the block one host or subscriber usually holds.
 fn ip_key(ip: IpAddr) -> String {
     match ip {

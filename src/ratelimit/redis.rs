@@ -96,9 +96,7 @@ impl RedisStore {
             .set_max_delay(Duration::from_millis(500));
         let connection = ConnectionManager::new_lazy_with_config(client, config)
             .map_err(|e| format!("the Redis connection could not be prepared: {:?}", e.kind()))?;
-        let up_gauge =
-            IntGauge::new("tokenmint_ratelimit_store_up", "1 while the shared rate-limit store (Redis) answers.")
-                .expect("valid metric");
+        let (up_gauge, errors) = crate::metrics::ratelimit_store();
         up_gauge.set(1);
         Ok(Self {
             connection,
@@ -108,11 +106,7 @@ impl RedisStore {
             on_error: settings.on_error,
             up: AtomicBool::new(true),
             up_gauge,
-            errors: IntCounter::new(
-                "tokenmint_ratelimit_store_errors_total",
-                "Failed or timed-out calls to the shared rate-limit store.",
-            )
-            .expect("valid metric"),
+            errors,
         })
     }
 
