@@ -5,7 +5,7 @@
 
 // The helpers are shared with `tests/api`; not every one is used here.
 #[allow(dead_code)]
-#[path = "../api/helpers.rs"]
+#[path = "../api/helpers/mod.rs"]
 mod helpers;
 
 mod browser;
