@@ -10,8 +10,8 @@ use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 use std::hint::black_box;
-use tokenmint::credentials::TwilioCredentials;
-use tokenmint::token::{ChatGrant, Grants, TokenMinter, TokenSettings, TokenSpec, VideoGrant};
+use tokenmint::accounts::TwilioCredentials;
+use tokenmint::token::{ChatGrant, Grants, TokenSettings, TokenSpec, VideoGrant};
 
 const SECRET: &str = "bench-secret-bench-secret-bench-s";
 
@@ -38,7 +38,7 @@ fn bench_mint(c: &mut Criterion) {
         api_secret: SecretString::from(SECRET),
     };
     let settings = TokenSettings { default_ttl_secs: 3600, region: None, nbf_backdate_secs: None };
-    let minter = TokenMinter::new(&credentials, &settings);
+    let minter = credentials.minter(&settings);
     let spec = spec();
 
     // The floor works on exactly the bytes a real token carries.

@@ -58,7 +58,7 @@ async fn main() {
     let config = std::env::var("TOKENMINT_CONFIG").ok();
     let settings = Settings::load(config.as_deref().map(std::path::Path::new), false, &env).expect("settings load");
     let runtime = Runtime::assemble(settings, &env, false).expect("configuration is valid");
-    let minter = TokenMinter::new(&runtime.credentials, &runtime.settings.token);
+    let minter = runtime.credentials.minter(&runtime.settings.token);
     let app = Router::new().route("/v1/tokens", post(mint)).with_state(Arc::new(Bare { runtime, minter }));
     let listener = tokio::net::TcpListener::bind(&addr).await.expect("binds");
     axum::serve(listener, app).await.expect("serves");

@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
 
+use crate::accounts::Minters;
 use crate::auth::Authenticator;
 use crate::config::ForwardingTrust;
 use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::ratelimit::RateLimiter;
-use crate::token::Minters;
 
 /// What every handler and layer can reach. Middleware clones it on every request, so it is one
 /// `Arc`: a clone is one atomic increment, whatever `App` holds.

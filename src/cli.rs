@@ -10,9 +10,9 @@ use clap::{Parser, Subcommand};
 use secrecy::ExposeSecret;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::accounts::{API_SECRET_VAR, TwilioCredentials};
 use crate::auth::{Principal, PrincipalSource};
 use crate::config::{ConfigSource, Settings};
-use crate::credentials::{API_SECRET_VAR, TwilioCredentials};
 use crate::env::EnvVars;
 use crate::policy::{RequestedGrants, TokenRequest};
 use crate::reload::Reloader;
@@ -240,7 +240,7 @@ fn check_config(config: Option<&Path>, dev: bool) -> anyhow::Result<()> {
     println!("configuration OK");
     println!("  public listener  {}", settings.server.listen);
     println!("  admin listener   {}", settings.server.admin_listen);
-    let accounts = std::iter::once((crate::credentials::DEFAULT_ACCOUNT, &runtime.credentials))
+    let accounts = std::iter::once((crate::accounts::DEFAULT_ACCOUNT, &runtime.credentials))
         .chain(runtime.accounts.iter().map(|(name, credentials)| (name.as_str(), credentials)));
     for (name, credentials) in accounts {
         println!(

@@ -1,23 +1,26 @@
 //! tokenmint: exchanges a verified app-user identity for a short-lived Twilio Access Token.
 //!
 //! # Layout, in the order a request meets it
-//! - [`http`]: routers, tower layers, extractors and handlers (the only axum code, with [`error`]).
+//! - [`http`]: the only code that knows HTTP: routers, the tower stack, the accept loop,
+//!   extractors, handlers, and every failure as a problem (or RFC 6749) response.
+//! - [`issue`]: one mint, top to bottom (limit the client, admit the credential, decide, sign,
+//!   count, audit), for both routes and `tokenmint mint`, on the [`app`] state.
 //! - [`auth`]: the bearer credential becomes a verified [`auth::Principal`].
 //! - [`policy`]: pure rules decide which grants, identity and ttl the principal may have.
-//! - [`token`]: builds and signs the Access Token with the API key from [`credentials`].
-//! - [`error`]: every failure as an RFC 9457 problem response, in one place.
+//! - [`accounts`] and [`token`]: which Twilio account signs, and the Access Token it signs.
+//! - [`ratelimit`], [`metrics`], [`telemetry`]: how often, what is counted, what is recorded.
 //!
-//! Around them: [`config`] (layered settings, environment, secrets), [`startup`] (assembly,
-//! listeners, graceful shutdown and drain), [`reload`] (key rotation: SIGHUP and watched files),
-//! [`telemetry`] (logs and the audit trail), [`cli`]
-//! (the commands `main` dispatches), [`dev`] (the zero-setup `--dev` mode), [`sid`], [`ids`] and [`text`].
+//! Around them: [`config`] (the layered settings, every section at once), [`startup`] (the one
+//! assembly, listeners, graceful shutdown and drain), [`reload`] (the same assembly on SIGHUP and
+//! watched files), [`cli`] (the commands `main` dispatches), [`dev`] (the zero-setup `--dev`
+//! mode), and the ground floor: [`env`](mod@env), [`sid`], [`ids`], [`text`], [`bounds`].
 
+pub mod accounts;
 pub mod app;
 pub mod auth;
 pub mod bounds;
 pub mod cli;
 pub mod config;
-pub mod credentials;
 pub mod dev;
 pub mod env;
 pub mod http;

@@ -21,12 +21,12 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use crate::accounts::Minters;
+use crate::accounts::{CredentialVars, DEFAULT_ACCOUNT, TwilioCredentials};
 use crate::app::AppState;
 use crate::config::{ConfigSource, Settings};
-use crate::credentials::{CredentialVars, DEFAULT_ACCOUNT, TwilioCredentials};
 use crate::ratelimit::RateLimiter;
 use crate::startup::{Domain, Running, Runtime, build_domain, minter_for, settings_problems};
-use crate::token::Minters;
 
 /// Re-reads what may change while running.
 pub struct Reloader {

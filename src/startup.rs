@@ -8,17 +8,17 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tokio::net::TcpListener;
 
+use crate::accounts::Minters;
+use crate::accounts::{ACCOUNT_SID_VAR, API_KEY_VAR, CredentialVars, DEFAULT_ACCOUNT, TwilioCredentials};
 use crate::app::{App, AppState, Health};
 use crate::auth::Authenticator;
 use crate::config::Settings;
-use crate::credentials::{ACCOUNT_SID_VAR, API_KEY_VAR, CredentialVars, DEFAULT_ACCOUNT, TwilioCredentials};
 use crate::env::EnvVars;
 use crate::http::server::{ConnectionLimits, serve};
 use crate::http::{admin_router, api_router};
 use crate::metrics::Metrics;
 use crate::policy::Policy;
 use crate::ratelimit::RateLimiter;
-use crate::token::Minters;
 
 /// Everything the service needs, validated.
 pub struct Runtime {
@@ -101,7 +101,7 @@ pub fn build_domain(settings: &Settings, env: &EnvVars, running: Option<Running<
 
 /// The minter of one account: its credentials with the `[token]` settings and its region.
 pub fn minter_for(settings: &Settings, account: &str, credentials: &TwilioCredentials) -> crate::token::TokenMinter {
-    crate::token::TokenMinter::new(credentials, &settings.token_settings_for(account))
+    credentials.minter(&settings.token_settings_for(account))
 }
 
 impl Runtime {

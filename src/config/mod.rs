@@ -123,7 +123,7 @@ impl Settings {
         for (name, account) in &self.accounts {
             let plausible = name.starts_with(|c: char| c.is_ascii_lowercase())
                 && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-            if !plausible || name == crate::credentials::DEFAULT_ACCOUNT {
+            if !plausible || name == crate::accounts::DEFAULT_ACCOUNT {
                 problems.push(format!(
                     "accounts.{name}: an account name is lower-case letters, digits and _ (not \"default\", which is TWILIO_*), e.g. accounts.eu"
                 ));
@@ -141,7 +141,7 @@ impl Settings {
 
     /// Every account name policy rules may use: `"default"` and each `[accounts.<name>]`.
     pub fn account_names(&self) -> Vec<&str> {
-        std::iter::once(crate::credentials::DEFAULT_ACCOUNT).chain(self.accounts.keys().map(String::as_str)).collect()
+        std::iter::once(crate::accounts::DEFAULT_ACCOUNT).chain(self.accounts.keys().map(String::as_str)).collect()
     }
 
     /// The `[token]` settings as one account uses them (its own region).

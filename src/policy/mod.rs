@@ -462,7 +462,7 @@ impl Rule {
             name: settings.name.clone(),
             roles: settings.roles.clone(),
             accounts: if settings.accounts.is_empty() {
-                vec![crate::credentials::DEFAULT_ACCOUNT.to_owned()]
+                vec![crate::accounts::DEFAULT_ACCOUNT.to_owned()]
             } else {
                 settings.accounts.clone()
             },
@@ -493,7 +493,7 @@ impl Rule {
         }
         match mine {
             [only] => Ok(only),
-            [] => Ok(crate::credentials::DEFAULT_ACCOUNT),
+            [] => Ok(crate::accounts::DEFAULT_ACCOUNT),
             several => several.iter().find(|a| tenant == Some(a.as_str())).map(String::as_str).ok_or_else(|| {
                 PolicyError::Forbidden(format!(
                     "policy rule {:?} mints for the accounts {several:?}, and the caller's tenant ({}) names none of them",

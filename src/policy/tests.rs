@@ -293,8 +293,8 @@ mod properties {
     //! oracle below restates the "users" rule of `app_policy` independently of the code.
 
     use super::*;
-    use crate::credentials::TwilioCredentials;
-    use crate::token::{TokenMinter, TokenSettings};
+    use crate::accounts::TwilioCredentials;
+    use crate::token::TokenSettings;
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use hmac::{Hmac, Mac};
@@ -368,7 +368,7 @@ mod properties {
                 api_secret: SECRET.to_owned().into(),
             };
             let settings = TokenSettings { default_ttl_secs: 3600, region: None, nbf_backdate_secs: None };
-            let minted = TokenMinter::new(&credentials, &settings).mint(&decision.spec, 1_800_000_000).unwrap();
+            let minted = credentials.minter(&settings).mint(&decision.spec, 1_800_000_000).unwrap();
             let payload = verify(secrecy::ExposeSecret::expose_secret(&minted.token));
             let carried = payload["grants"].as_object().unwrap();
             let mut names: Vec<&str> = carried.keys().map(String::as_str).filter(|k| *k != "identity").collect();

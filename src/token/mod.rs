@@ -19,10 +19,6 @@ pub use grants::{
     ChatGrant, Grants, IdentityError, SyncGrant, TaskRouterGrant, VideoGrant, VoiceGrant, check_identity,
 };
 
-use std::sync::Arc;
-
-use crate::credentials::{DEFAULT_ACCOUNT, TwilioCredentials};
-
 /// The longest ttl Twilio accepts (error 20157 beyond it).
 pub const MAX_TTL_SECS: u32 = 86_400;
 /// The ttl when neither the request nor a policy cap says otherwise.
@@ -63,37 +59,6 @@ pub fn region_problem(key: &str, region: &str) -> Option<String> {
     let b = region.as_bytes();
     let plausible = b.len() >= 3 && b.len() <= 8 && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
     (!plausible).then(|| format!("{key} {region:?} is not a Twilio region such as \"us1\", \"ie1\" or \"au1\""))
-}
-
-/// The minters in use, one per Twilio account: the default account's (`TWILIO_*`), which always
-/// exists, and each `[accounts.<name>]`'s. A reload builds a new set, reusing the minter of an
-/// account whose new credentials were refused, so each account rotates on its own.
-#[derive(Clone)]
-pub struct Minters {
-    default: Arc<TokenMinter>,
-    named: std::collections::BTreeMap<String, Arc<TokenMinter>>,
-}
-
-impl Minters {
-    pub fn new(default: Arc<TokenMinter>, named: impl IntoIterator<Item = (String, Arc<TokenMinter>)>) -> Self {
-        Self { default, named: named.into_iter().collect() }
-    }
-
-    /// The minter of `account` ([`DEFAULT_ACCOUNT`] or an `[accounts.<name>]` name).
-    pub fn get(&self, account: &str) -> Option<&Arc<TokenMinter>> {
-        if account == DEFAULT_ACCOUNT { Some(&self.default) } else { self.named.get(account) }
-    }
-
-    /// The default account's minter.
-    pub fn default_account(&self) -> &TokenMinter {
-        &self.default
-    }
-
-    /// Every account, by name, with its minter: the default account first.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Arc<TokenMinter>)> {
-        std::iter::once((DEFAULT_ACCOUNT, &self.default))
-            .chain(self.named.iter().map(|(name, minter)| (name.as_str(), minter)))
-    }
 }
 
 /// What to put in one token. The policy decides it; nothing here widens it.
@@ -189,17 +154,17 @@ pub struct TokenMinter {
 }
 
 impl TokenMinter {
-    pub fn new(credentials: &TwilioCredentials, settings: &TokenSettings) -> Self {
+    /// A minter for the account `account_sid`, signing with the API key `key_sid` and its secret.
+    pub fn new(account_sid: &str, key_sid: &str, secret: &SecretString, settings: &TokenSettings) -> Self {
         let header = JwtHeader { alg: "HS256", typ: "JWT", cty: TWILIO_CONTENT_TYPE, twr: settings.region.as_deref() };
         let mut header_segment =
             URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).expect("a struct of strings serializes"));
         header_segment.push('.');
         Self {
-            account_sid: credentials.account_sid.clone(),
-            key_sid: credentials.api_key_sid.clone(),
+            account_sid: account_sid.to_owned(),
+            key_sid: key_sid.to_owned(),
             header_segment,
-            mac: Hmac::new_from_slice(credentials.api_secret.expose_secret().as_bytes())
-                .expect("HMAC takes a key of any length"),
+            mac: Hmac::new_from_slice(secret.expose_secret().as_bytes()).expect("HMAC takes a key of any length"),
             nbf_backdate_secs: settings.nbf_backdate_secs,
         }
     }
@@ -267,14 +232,14 @@ mod tests {
     use super::*;
 
     fn minter(region: Option<&str>) -> TokenMinter {
-        let creds = TwilioCredentials {
-            account_sid: "AC0123456789abcdef0123456789abcdef".into(),
-            api_key_sid: "SKfedcba9876543210fedcba9876543210".into(),
-            api_secret: SecretString::from("fake-secret-not-a-real-twilio-0k"),
-        };
         let settings =
             TokenSettings { default_ttl_secs: 3600, region: region.map(str::to_owned), nbf_backdate_secs: None };
-        TokenMinter::new(&creds, &settings)
+        TokenMinter::new(
+            "AC0123456789abcdef0123456789abcdef",
+            "SKfedcba9876543210fedcba9876543210",
+            &SecretString::from("fake-secret-not-a-real-twilio-0k"),
+            &settings,
+        )
     }
 
     fn spec() -> TokenSpec {

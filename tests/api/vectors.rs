@@ -5,9 +5,9 @@
 
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
-use tokenmint::credentials::TwilioCredentials;
+use tokenmint::accounts::TwilioCredentials;
 use tokenmint::token::{
-    ChatGrant, Grants, SyncGrant, TaskRouterGrant, TokenMinter, TokenSettings, TokenSpec, VideoGrant, VoiceGrant,
+    ChatGrant, Grants, SyncGrant, TaskRouterGrant, TokenSettings, TokenSpec, VideoGrant, VoiceGrant,
 };
 
 use crate::helpers::{repo_path, verify_token};
@@ -79,7 +79,7 @@ fn every_vector_decodes_to_the_official_header_and_payload() {
             not_before: input["nbf"].as_u64(),
         };
         let issued_at = input["issued_at"].as_u64().unwrap();
-        let minted = TokenMinter::new(&credentials, &settings).mint(&spec, issued_at).unwrap();
+        let minted = credentials.minter(&settings).mint(&spec, issued_at).unwrap();
 
         let (header, mut payload) = verify_token(minted.token.expose_secret(), secret);
         let expected = &case["node"];

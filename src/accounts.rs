@@ -1,4 +1,6 @@
-//! The Twilio account and API key that tokens are signed with, read from the environment.
+//! The Twilio accounts tokens are signed for: the default one (`TWILIO_*`) and each
+//! `[accounts.<name>]` (`TWILIO_<NAME>_*`), their variable names, their credentials read from the
+//! environment, and the set of minters in use, one per account.
 //!
 //! Tokens are signed with an API key secret (revocable one key at a time), never the Account
 //! Auth Token (permanent, and rotating it breaks every integration). Start-up refuses an Auth
@@ -6,8 +8,11 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
+use std::sync::Arc;
+
 use crate::env::{EnvError, EnvVars};
 use crate::sid::SidKind;
+use crate::token::{TokenMinter, TokenSettings};
 
 /// The name policy rules use for the account of `TWILIO_*`.
 pub const DEFAULT_ACCOUNT: &str = "default";
@@ -182,9 +187,45 @@ impl TwilioCredentials {
         }
     }
 
+    /// The minter that signs for this account with `settings` (its own region).
+    pub fn minter(&self, settings: &TokenSettings) -> TokenMinter {
+        TokenMinter::new(&self.account_sid, &self.api_key_sid, &self.api_secret, settings)
+    }
+
     /// Whether these are the `--dev` placeholders.
     pub fn is_placeholder(&self) -> bool {
         self.api_key_sid[2..].bytes().all(|b| b == b'0')
+    }
+}
+
+/// The minters in use, one per Twilio account: the default account's (`TWILIO_*`), which always
+/// exists, and each `[accounts.<name>]`'s. A reload builds a new set, reusing the minter of an
+/// account whose new credentials were refused, so each account rotates on its own.
+#[derive(Clone)]
+pub struct Minters {
+    default: Arc<TokenMinter>,
+    named: std::collections::BTreeMap<String, Arc<TokenMinter>>,
+}
+
+impl Minters {
+    pub fn new(default: Arc<TokenMinter>, named: impl IntoIterator<Item = (String, Arc<TokenMinter>)>) -> Self {
+        Self { default, named: named.into_iter().collect() }
+    }
+
+    /// The minter of `account` ([`DEFAULT_ACCOUNT`] or an `[accounts.<name>]` name).
+    pub fn get(&self, account: &str) -> Option<&Arc<TokenMinter>> {
+        if account == DEFAULT_ACCOUNT { Some(&self.default) } else { self.named.get(account) }
+    }
+
+    /// The default account's minter.
+    pub fn default_account(&self) -> &TokenMinter {
+        &self.default
+    }
+
+    /// Every account, by name, with its minter: the default account first.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Arc<TokenMinter>)> {
+        std::iter::once((DEFAULT_ACCOUNT, &self.default))
+            .chain(self.named.iter().map(|(name, minter)| (name.as_str(), minter)))
     }
 }
 
