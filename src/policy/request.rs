@@ -9,6 +9,9 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+use super::PolicyError;
+use super::rooms::{ROOM_RULE, is_valid_room};
+use crate::sid::SidKind;
 use crate::token::MAX_TTL_SECS;
 
 /// A token request. Every field is optional: an empty body asks for the policy's defaults.
@@ -170,6 +173,74 @@ fn deserialize_ttl<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<
             "ttl must be a whole number of seconds from 1 to {MAX_TTL_SECS}, not {other}"
         ))),
     }
+}
+
+/// Longest endpoint id or TaskRouter role we pass on.
+const MAX_LABEL_CHARS: usize = 256;
+
+/// Refuses malformed fields (400) before any rule is consulted.
+pub(super) fn check_request_shape(request: &TokenRequest) -> Result<(), PolicyError> {
+    let invalid = |message: String| Err(PolicyError::Invalid(message));
+    let Some(grants) = &request.grants else {
+        return Ok(());
+    };
+    if grants.video.is_none()
+        && grants.voice.is_none()
+        && grants.chat.is_none()
+        && grants.sync.is_none()
+        && grants.task_router.is_none()
+    {
+        return invalid(
+            "grants is empty: name at least one grant, or leave grants out for the policy's defaults".into(),
+        );
+    }
+    let mut sids: Vec<(&str, Option<&String>, SidKind)> = Vec::new();
+    let mut labels: Vec<(&str, Option<&String>)> = Vec::new();
+    if let Some(video) = &grants.video
+        && let Some(room) = &video.room
+        && !is_valid_room(room)
+    {
+        return invalid(ROOM_RULE.into());
+    }
+    if let Some(voice) = &grants.voice {
+        sids.push((
+            "voice.outgoing.application_sid",
+            voice.outgoing.as_ref().and_then(|o| o.application_sid.as_ref()),
+            SidKind::Application,
+        ));
+        sids.push(("voice.push_credential_sid", voice.push_credential_sid.as_ref(), SidKind::PushCredential));
+        labels.push(("voice.endpoint_id", voice.endpoint_id.as_ref()));
+    }
+    if let Some(chat) = &grants.chat {
+        sids.push(("chat.service_sid", chat.service_sid.as_ref(), SidKind::Service));
+        sids.push(("chat.push_credential_sid", chat.push_credential_sid.as_ref(), SidKind::PushCredential));
+        sids.push(("chat.deployment_role_sid", chat.deployment_role_sid.as_ref(), SidKind::Role));
+        labels.push(("chat.endpoint_id", chat.endpoint_id.as_ref()));
+    }
+    if let Some(sync) = &grants.sync {
+        sids.push(("sync.service_sid", sync.service_sid.as_ref(), SidKind::Service));
+        labels.push(("sync.endpoint_id", sync.endpoint_id.as_ref()));
+    }
+    if let Some(task_router) = &grants.task_router {
+        sids.push(("task_router.workspace_sid", task_router.workspace_sid.as_ref(), SidKind::Workspace));
+        sids.push(("task_router.worker_sid", task_router.worker_sid.as_ref(), SidKind::Worker));
+        labels.push(("task_router.role", task_router.role.as_ref()));
+    }
+    for (field, value, kind) in sids {
+        if let Some(value) = value
+            && !kind.matches(value)
+        {
+            return invalid(format!("{field} must be {}", kind.shape()));
+        }
+    }
+    for (field, value) in labels {
+        if let Some(value) = value
+            && (value.is_empty() || value.chars().count() > MAX_LABEL_CHARS || crate::text::has_forbidden_chars(value))
+        {
+            return invalid(format!("{field} must be 1 to {MAX_LABEL_CHARS} characters without control characters"));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,5 +1,8 @@
 use super::*;
+use crate::auth::Principal;
 use crate::auth::PrincipalSource;
+use crate::token::VideoGrant;
+use serde::Deserialize;
 
 const AP: &str = "AP11111111111111111111111111111111";
 const IS_CHAT: &str = "IS33333333333333333333333333333333";

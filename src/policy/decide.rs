@@ -1,0 +1,317 @@
+//! The decision: which rule, if any, allows the whole request for this principal, and the
+//! token spec it fills in. Nothing is widened: a request for anything outside a rule is refused
+//! with the reason.
+
+use super::compile::{ChatPolicy, Pin, Rule, TaskRouterPolicy, VideoPolicy};
+use super::request::check_request_shape;
+use super::rooms::{ROOM_RULE, is_valid_room};
+use super::settings::GrantName;
+use super::*;
+use crate::auth::Principal;
+use crate::token::{self, ChatGrant, Grants, SyncGrant, TaskRouterGrant, TokenSpec, VideoGrant, VoiceGrant};
+
+impl Policy {
+    /// Why a backend key with `roles` and `tenant` would never be served, if it would not: its
+    /// tenant matches none of the rules its roles select (for `check-config`).
+    pub fn tenant_warning(&self, key: &str, roles: &[String], tenant: Option<&str>) -> Option<String> {
+        let mut rules = self.rules.iter().filter(|rule| rule.roles.iter().any(|r| roles.contains(r))).peekable();
+        rules.peek()?;
+        if rules.any(|rule| rule.serves_tenant(tenant, &self.accounts)) {
+            return None;
+        }
+        Some(format!(
+            "auth.api_keys {key:?}: its tenant {:?} matches the accounts of none of the policy rules its roles select, so every request with it will be refused",
+            tenant.unwrap_or("(none)")
+        ))
+    }
+
+    /// Decides what `principal` may receive for `request`.
+    pub fn decide(&self, principal: &Principal, request: &TokenRequest) -> Result<Decision, PolicyError> {
+        if self.denied_subjects.contains(&principal.subject) {
+            return Err(PolicyError::Denied(DenyList::Subject));
+        }
+        check_request_shape(request)?;
+        let identity_from_request = match &request.identity {
+            Some(identity) if identity != &principal.identity => {
+                if !principal.may_act_as {
+                    return Err(PolicyError::Forbidden(
+                        "identity may only be named by a principal allowed to act on behalf of others; app users receive the identity of their credential".into(),
+                    ));
+                }
+                true
+            }
+            _ => false,
+        };
+        let identity = request.identity.as_deref().unwrap_or(&principal.identity);
+        if self.denied_identities.contains(identity) {
+            return Err(PolicyError::Denied(DenyList::Identity));
+        }
+        // A named identity that Twilio would refuse is the caller's mistake (400); one that came
+        // from a credential is not something the caller can fix in the request (403).
+        let unusable = |e: token::IdentityError| {
+            let message = format!("identity {identity:?} cannot be used: {e}");
+            if identity_from_request { PolicyError::Invalid(message) } else { PolicyError::Forbidden(message) }
+        };
+        if crate::text::has_forbidden_chars(identity) {
+            return Err(unusable(token::IdentityError::ControlCharacter));
+        }
+        let mut candidates =
+            self.rules.iter().filter(|rule| rule.roles.iter().any(|r| principal.roles.contains(r))).peekable();
+        if candidates.peek().is_none() {
+            return Err(PolicyError::Forbidden(format!(
+                "no policy rule grants tokens to the roles {:?}",
+                principal.roles
+            )));
+        }
+        let mut first_refusal = None;
+        for rule in candidates {
+            let account = match rule.account_for(principal, &self.accounts) {
+                Ok(account) => account,
+                Err(refusal) => {
+                    first_refusal.get_or_insert(refusal);
+                    continue;
+                }
+            };
+            match rule.apply(identity, request, self.default_ttl_secs) {
+                Ok(spec) => {
+                    token::check_identity(&spec.identity, &spec.grants).map_err(unusable)?;
+                    return Ok(Decision { spec, rule: rule.name.clone(), account: account.to_owned() });
+                }
+                Err(refusal) => {
+                    first_refusal.get_or_insert(refusal);
+                }
+            }
+        }
+        Err(first_refusal.expect("at least one candidate rule was tried"))
+    }
+}
+
+impl Rule {
+    /// The account this rule signs with for `principal`: its only one, or the one the
+    /// principal's tenant names among several. A tenant that names a configured account always
+    /// means that account: a rule that does not mint for it refuses, rather than quietly serving
+    /// the caller from another account.
+    fn account_for(&self, principal: &Principal, configured: &[String]) -> Result<&str, PolicyError> {
+        let mine: &[String] = &self.accounts;
+        let tenant = principal.tenant.as_deref();
+        if let Some(tenant) = tenant.filter(|t| configured.iter().any(|a| a == t))
+            && !mine.iter().any(|a| a == tenant)
+        {
+            return Err(PolicyError::Forbidden(format!(
+                "the caller's tenant names the Twilio account {tenant:?}, and policy rule {:?} mints only for {mine:?}",
+                self.name
+            )));
+        }
+        match mine {
+            [only] => Ok(only),
+            [] => Ok(crate::accounts::DEFAULT_ACCOUNT),
+            several => several.iter().find(|a| tenant == Some(a.as_str())).map(String::as_str).ok_or_else(|| {
+                PolicyError::Forbidden(format!(
+                    "policy rule {:?} mints for the accounts {several:?}, and the caller's tenant ({}) names none of them",
+                    self.name,
+                    tenant.unwrap_or("none")
+                ))
+            }),
+        }
+    }
+
+    /// Whether a principal with `tenant` could ever be served by this rule (for `check-config`).
+    pub fn serves_tenant(&self, tenant: Option<&str>, configured: &[String]) -> bool {
+        let principal = Principal {
+            identity: String::new(),
+            subject: String::new(),
+            roles: Vec::new(),
+            may_act_as: false,
+            tenant: tenant.map(str::to_owned),
+            source: crate::auth::PrincipalSource::ApiKey { name: String::new() },
+        };
+        self.account_for(&principal, configured).is_ok()
+    }
+
+    fn apply(&self, identity: &str, request: &TokenRequest, default_ttl_secs: u32) -> Result<TokenSpec, PolicyError> {
+        let ttl_secs = match request.ttl {
+            Some(ttl) if ttl > self.max_ttl_secs => {
+                return Err(PolicyError::Forbidden(format!(
+                    "ttl {ttl} exceeds the cap of {} seconds set by policy rule {:?}",
+                    self.max_ttl_secs, self.name
+                )));
+            }
+            Some(ttl) => ttl,
+            None => default_ttl_secs.min(self.max_ttl_secs),
+        };
+        let defaults;
+        let requested = match &request.grants {
+            Some(grants) => grants,
+            None => {
+                defaults = self.default_request();
+                &defaults
+            }
+        };
+        let grants = Grants {
+            video: requested.video.as_ref().map(|v| self.video(identity, v)).transpose()?,
+            voice: requested.voice.as_ref().map(|v| self.voice(v)).transpose()?,
+            chat: requested.chat.as_ref().map(|c| self.chat(c)).transpose()?,
+            sync: requested.sync.as_ref().map(|s| self.sync(s)).transpose()?,
+            task_router: requested.task_router.as_ref().map(|t| self.task_router(t)).transpose()?,
+            playback: None,
+        };
+        Ok(TokenSpec { identity: identity.to_owned(), ttl_secs, grants, not_before: None })
+    }
+
+    /// The request an empty body stands for: each default grant, asked for with no fields.
+    fn default_request(&self) -> RequestedGrants {
+        let wants = |name| self.defaults.contains(&name);
+        RequestedGrants {
+            video: wants(GrantName::Video).then(VideoRequest::default),
+            voice: wants(GrantName::Voice).then(VoiceRequest::default),
+            chat: wants(GrantName::Chat).then(ChatRequest::default),
+            sync: wants(GrantName::Sync).then(SyncRequest::default),
+            task_router: wants(GrantName::TaskRouter).then(TaskRouterRequest::default),
+        }
+    }
+
+    fn section<'a, T>(&self, section: &'a Option<T>, grant: &str) -> Result<&'a T, PolicyError> {
+        section.as_ref().ok_or_else(|| {
+            PolicyError::Forbidden(format!("policy rule {:?} does not allow the {grant} grant", self.name))
+        })
+    }
+
+    fn video(&self, identity: &str, request: &VideoRequest) -> Result<VideoGrant, PolicyError> {
+        let VideoPolicy { rooms, default_room } = self.section(&self.video, "video")?;
+        let room = match &request.room {
+            Some(room) if rooms.iter().any(|p| p.matches(identity, room)) => Some(room.clone()),
+            Some(room) => {
+                let allowed: Vec<&str> = rooms.iter().map(RoomPattern::as_str).collect();
+                return Err(PolicyError::Forbidden(format!(
+                    "video room {room:?} is not allowed by policy rule {:?} (allowed: {allowed:?})",
+                    self.name
+                )));
+            }
+            None => match default_room {
+                Some(pattern) => match pattern.expand(identity) {
+                    Some(room) if !is_valid_room(&room) => {
+                        return Err(PolicyError::Forbidden(format!(
+                            "the default room of policy rule {:?} for this identity is not a valid room ({ROOM_RULE}): name a room",
+                            self.name
+                        )));
+                    }
+                    room => room,
+                },
+                None if rooms.iter().any(RoomPattern::is_any) => None,
+                None => {
+                    return Err(PolicyError::Forbidden(format!(
+                        "policy rule {:?} does not allow a video grant for any room: name a room",
+                        self.name
+                    )));
+                }
+            },
+        };
+        Ok(VideoGrant { room })
+    }
+
+    fn voice(&self, request: &VoiceRequest) -> Result<VoiceGrant, PolicyError> {
+        let policy = self.section(&self.voice, "voice")?;
+        let incoming_allow = match request.incoming {
+            Some(true) if !policy.incoming => {
+                return Err(PolicyError::Forbidden(format!(
+                    "policy rule {:?} does not allow incoming calls",
+                    self.name
+                )));
+            }
+            Some(asked) => asked,
+            None => policy.incoming,
+        };
+        let outgoing = request.outgoing.as_ref();
+        let outgoing_application_sid = resolve(
+            &self.name,
+            "voice.outgoing.application_sid",
+            &policy.application,
+            outgoing.and_then(|o| o.application_sid.as_deref()),
+        )?;
+        let outgoing_application_params = outgoing.and_then(|o| o.params.clone());
+        if outgoing_application_params.is_some() {
+            if !policy.outgoing_params {
+                return Err(PolicyError::Forbidden(format!(
+                    "policy rule {:?} does not allow voice.outgoing.params",
+                    self.name
+                )));
+            }
+            if outgoing_application_sid.is_none() {
+                return Err(PolicyError::Invalid("voice.outgoing.params needs an outgoing application_sid".into()));
+            }
+        }
+        Ok(VoiceGrant {
+            incoming_allow,
+            outgoing_application_sid,
+            outgoing_application_params,
+            push_credential_sid: resolve(
+                &self.name,
+                "voice.push_credential_sid",
+                &policy.push_credential,
+                request.push_credential_sid.as_deref(),
+            )?,
+            endpoint_id: request.endpoint_id.clone(),
+        })
+    }
+
+    fn chat(&self, request: &ChatRequest) -> Result<ChatGrant, PolicyError> {
+        let ChatPolicy { service, push_credential, deployment_role } = self.section(&self.chat, "chat")?;
+        Ok(ChatGrant {
+            service_sid: resolve(&self.name, "chat.service_sid", service, request.service_sid.as_deref())?,
+            endpoint_id: request.endpoint_id.clone(),
+            deployment_role_sid: resolve(
+                &self.name,
+                "chat.deployment_role_sid",
+                deployment_role,
+                request.deployment_role_sid.as_deref(),
+            )?,
+            push_credential_sid: resolve(
+                &self.name,
+                "chat.push_credential_sid",
+                push_credential,
+                request.push_credential_sid.as_deref(),
+            )?,
+        })
+    }
+
+    fn sync(&self, request: &SyncRequest) -> Result<SyncGrant, PolicyError> {
+        let service = self.section(&self.sync, "sync")?;
+        Ok(SyncGrant {
+            service_sid: resolve(&self.name, "sync.service_sid", service, request.service_sid.as_deref())?,
+            endpoint_id: request.endpoint_id.clone(),
+        })
+    }
+
+    fn task_router(&self, request: &TaskRouterRequest) -> Result<TaskRouterGrant, PolicyError> {
+        let TaskRouterPolicy { workspace, worker, role } = self.section(&self.task_router, "task_router")?;
+        Ok(TaskRouterGrant {
+            workspace_sid: resolve(
+                &self.name,
+                "task_router.workspace_sid",
+                workspace,
+                request.workspace_sid.as_deref(),
+            )?,
+            worker_sid: resolve(&self.name, "task_router.worker_sid", worker, request.worker_sid.as_deref())?,
+            role: resolve(&self.name, "task_router.role", role, request.role.as_deref())?,
+        })
+    }
+}
+
+/// A field the rule may pin: pinned values are filled in and the only ones accepted; `"*"`
+/// accepts what the client names; unset accepts nothing.
+fn resolve(rule: &str, field: &str, pin: &Option<Pin>, requested: Option<&str>) -> Result<Option<String>, PolicyError> {
+    match (pin, requested) {
+        (_, None) => Ok(match pin {
+            Some(Pin::Exact(value)) => Some(value.clone()),
+            _ => None,
+        }),
+        (Some(Pin::Any), Some(value)) => Ok(Some(value.to_owned())),
+        (Some(Pin::Exact(pinned)), Some(value)) if pinned == value => Ok(Some(value.to_owned())),
+        (Some(Pin::Exact(_)), Some(value)) => {
+            Err(PolicyError::Forbidden(format!("{field} {value:?} is not the one policy rule {rule:?} allows")))
+        }
+        (None, Some(_)) => {
+            Err(PolicyError::Forbidden(format!("policy rule {rule:?} does not let clients choose {field}")))
+        }
+    }
+}
