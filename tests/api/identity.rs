@@ -42,14 +42,24 @@ fn pretty_logs_carry_no_forged_line_and_no_escape_sequence() {
     let mut env = test_env();
     env.push(("TOKENMINT__LOG__FORMAT".into(), "pretty".into()));
     env.push(("TOKENMINT__LOG__FILTER".into(), "debug".into()));
-    let mut child = binary()
-        .args(["serve", "--config", config_path.to_str().unwrap()])
-        .env_clear()
-        .envs(env)
-        .stdout(std::fs::File::create(&stdout_path).unwrap())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    // Killed when dropped, so a failing assertion never leaves the server running.
+    struct Server(std::process::Child);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut server = Server(
+        binary()
+            .args(["serve", "--config", config_path.to_str().unwrap()])
+            .env_clear()
+            .envs(env)
+            .stdout(std::fs::File::create(&stdout_path).unwrap())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let addr = loop {
         let log = std::fs::read_to_string(&stdout_path).unwrap_or_default();
@@ -79,8 +89,8 @@ fn pretty_logs_carry_no_forged_line_and_no_escape_sequence() {
     });
     assert_eq!(status, 200);
     std::thread::sleep(Duration::from_millis(300));
-    send_signal(child.id(), "TERM");
-    let _ = child.wait();
+    send_signal(server.0.id(), "TERM");
+    let _ = server.0.wait();
     let log = std::fs::read_to_string(&stdout_path).unwrap();
     assert!(log.contains("eve\\n2026-12-01"), "the identity is in the log, escaped: {log}");
     assert!(!log.lines().any(|line| line.starts_with("2026-12-01T00:00:00")), "a forged line: {log}");

@@ -33,7 +33,7 @@ impl Nginx {
         );
         std::fs::write(dir.join("nginx.conf"), config).unwrap();
         let nginx = if std::path::Path::new("/usr/sbin/nginx").exists() { "/usr/sbin/nginx" } else { "nginx" };
-        let child = std::process::Command::new(nginx)
+        let mut child = std::process::Command::new(nginx)
             .args(["-p", dir.to_str().unwrap(), "-c", dir.join("nginx.conf").to_str().unwrap(), "-e"])
             .arg(dir.join("error.log"))
             .stdout(std::process::Stdio::null())
@@ -43,11 +43,11 @@ impl Nginx {
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(addr).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "nginx never listened: {}",
-                std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
-            );
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("nginx never listened: {}", std::fs::read_to_string(dir.join("error.log")).unwrap_or_default());
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
         Self { child, addr, dir }
