@@ -51,15 +51,8 @@ impl SecretMount {
 }
 
 async fn mint_iss(client: &reqwest::Client, addr: std::net::SocketAddr) -> (String, String) {
-    let response: serde_json::Value = client
-        .post(format!("http://{addr}/v1/tokens"))
-        .bearer_auth(session_token("alice", &["user"]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let alice = session_token("alice", &["user"]);
+    let response: serde_json::Value = post_token(client, addr, Some(&alice), None).await.json().await.unwrap();
     let token = response["token"].as_str().expect("minted").to_owned();
     (decode_token(&token).1["iss"].as_str().unwrap().to_owned(), token)
 }
@@ -240,16 +233,10 @@ async fn unicode_rooms_reload_and_the_reloader_keeps_applying_changes() {
     assert_eq!(ready["reloader"], "running");
     assert_eq!(metric(&client, &running, "tokenmint_reloader_running").await, 1.0);
     let default_room = || async {
-        let response: serde_json::Value = client
-            .post(format!("http://{}/v1/tokens", running.addr))
-            .bearer_auth(session_token("zoë", &["user"]))
-            .json(&serde_json::json!({"grants": {"video": {}}}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let zoe = session_token("zoë", &["user"]);
+        let body = serde_json::json!({"grants": {"video": {}}});
+        let response = post_token(&client, running.addr, Some(&zoe), Some(body)).await;
+        let response: serde_json::Value = response.json().await.unwrap();
         decode_token(response["token"].as_str().unwrap()).1["grants"]["video"]["room"].clone()
     };
     assert_eq!(default_room().await, "user-zoë");

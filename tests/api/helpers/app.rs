@@ -114,14 +114,7 @@ impl TestApp {
 
     /// POST /v1/tokens with an optional bearer credential and a JSON body (None: empty body).
     pub async fn post_token(&self, credential: Option<&str>, body: Option<Value>) -> reqwest::Response {
-        let mut request = self.client.post(self.url("/v1/tokens"));
-        if let Some(credential) = credential {
-            request = request.bearer_auth(credential);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        request.send().await.expect("request sent")
+        post_token(&self.client, self.addr, credential, body).await
     }
 
     /// Asks for a token and returns the 200 response body, failing the test otherwise.
@@ -159,4 +152,22 @@ pub async fn assert_problem(response: reqwest::Response, status: u16, detail: &s
     let shown = problem["detail"].as_str().unwrap();
     assert!(shown.contains(detail), "detail {shown:?} should contain {detail:?}");
     problem
+}
+
+/// POST /v1/tokens at `addr` (an in-process app's or a binary's) with an optional bearer
+/// credential and a JSON body (None: an empty body).
+pub async fn post_token(
+    client: &reqwest::Client,
+    addr: SocketAddr,
+    credential: Option<&str>,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut request = client.post(format!("http://{addr}/v1/tokens"));
+    if let Some(credential) = credential {
+        request = request.bearer_auth(credential);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.expect("request sent")
 }
