@@ -110,60 +110,9 @@ impl TwilioCredentials {
     /// Reads and validates one account's variables; every problem at once.
     pub fn from_vars(env: &EnvVars, vars: &CredentialVars) -> Result<Self, CredentialError> {
         let mut problems = Vec::new();
-        let api_key_sid = match env.value(&vars.api_key) {
-            Ok(Some(key)) if SidKind::Account.matches(&key) => {
-                problems.push(CredentialError::AccountSidAsApiKey(vars.api_key.clone()));
-                None
-            }
-            Ok(Some(key)) if !SidKind::ApiKey.matches(&key) => {
-                let shape = format!("an API key SID ({})", SidKind::ApiKey.shape());
-                problems.push(CredentialError::Malformed(vars.api_key.clone(), shape));
-                None
-            }
-            Ok(Some(key)) => Some(key),
-            Ok(None) if env.is_set(&vars.auth_token) => {
-                problems.push(CredentialError::AuthTokenInsteadOfApiKey(vars.auth_token.clone(), vars.api_key.clone()));
-                None
-            }
-            Ok(None) => {
-                let what = "your API key SID (SK followed by 32 hex digits)";
-                problems.push(CredentialError::Missing(vars.api_key.clone(), what));
-                None
-            }
-            Err(e) => {
-                problems.push(e.into());
-                None
-            }
-        };
-        let account_sid = match env.value(&vars.account_sid) {
-            Ok(Some(sid)) if SidKind::Account.matches(&sid) => Some(sid),
-            Ok(Some(_)) => {
-                let shape = format!("an Account SID ({})", SidKind::Account.shape());
-                problems.push(CredentialError::Malformed(vars.account_sid.clone(), shape));
-                None
-            }
-            Ok(None) => {
-                let what = "your Account SID (AC followed by 32 hex digits)";
-                problems.push(CredentialError::Missing(vars.account_sid.clone(), what));
-                None
-            }
-            Err(e) => {
-                problems.push(e.into());
-                None
-            }
-        };
-        let api_secret = match env.secret(&vars.api_secret) {
-            Ok(Some(secret)) => Some(secret),
-            Ok(None) => {
-                let what = "the secret shown when the API key was created";
-                problems.push(CredentialError::Missing(vars.api_secret.clone(), what));
-                None
-            }
-            Err(e) => {
-                problems.push(e.into());
-                None
-            }
-        };
+        let api_key_sid = Self::api_key_sid(env, vars).map_err(|e| problems.push(e)).ok();
+        let account_sid = Self::account_sid(env, vars).map_err(|e| problems.push(e)).ok();
+        let api_secret = Self::api_secret(env, vars).map_err(|e| problems.push(e)).ok();
         if let (Some(secret), Ok(Some(auth_token))) = (&api_secret, env.secret(&vars.auth_token))
             && auth_token.expose_secret() == secret.expose_secret()
         {
@@ -175,6 +124,48 @@ impl TwilioCredentials {
             }
             _ if problems.len() == 1 => Err(problems.remove(0)),
             _ => Err(CredentialError::Several(problems)),
+        }
+    }
+
+    /// The API key SID: set, an SK… SID, and neither an Account SID nor left out for an Auth Token.
+    fn api_key_sid(env: &EnvVars, vars: &CredentialVars) -> Result<String, CredentialError> {
+        match env.value(&vars.api_key)? {
+            Some(key) if SidKind::Account.matches(&key) => {
+                Err(CredentialError::AccountSidAsApiKey(vars.api_key.clone()))
+            }
+            Some(key) if !SidKind::ApiKey.matches(&key) => Err(CredentialError::Malformed(
+                vars.api_key.clone(),
+                format!("an API key SID ({})", SidKind::ApiKey.shape()),
+            )),
+            Some(key) => Ok(key),
+            None if env.is_set(&vars.auth_token) => {
+                Err(CredentialError::AuthTokenInsteadOfApiKey(vars.auth_token.clone(), vars.api_key.clone()))
+            }
+            None => {
+                Err(CredentialError::Missing(vars.api_key.clone(), "your API key SID (SK followed by 32 hex digits)"))
+            }
+        }
+    }
+
+    /// The API key's secret: set.
+    fn api_secret(env: &EnvVars, vars: &CredentialVars) -> Result<SecretString, CredentialError> {
+        env.secret(&vars.api_secret)?.ok_or_else(|| {
+            CredentialError::Missing(vars.api_secret.clone(), "the secret shown when the API key was created")
+        })
+    }
+
+    /// The Account SID: set, and an AC… SID.
+    fn account_sid(env: &EnvVars, vars: &CredentialVars) -> Result<String, CredentialError> {
+        match env.value(&vars.account_sid)? {
+            Some(sid) if SidKind::Account.matches(&sid) => Ok(sid),
+            Some(_) => Err(CredentialError::Malformed(
+                vars.account_sid.clone(),
+                format!("an Account SID ({})", SidKind::Account.shape()),
+            )),
+            None => Err(CredentialError::Missing(
+                vars.account_sid.clone(),
+                "your Account SID (AC followed by 32 hex digits)",
+            )),
         }
     }
 
