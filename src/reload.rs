@@ -26,7 +26,7 @@ use crate::accounts::{CredentialVars, DEFAULT_ACCOUNT, TwilioCredentials};
 use crate::app::AppState;
 use crate::config::{ConfigSource, Settings};
 use crate::ratelimit::RateLimiter;
-use crate::startup::{Domain, Running, Runtime, build_domain, minter_for, settings_problems};
+use crate::startup::{Domain, Running, Runtime, build_domain, minter_for, read_credentials, settings_problems};
 
 /// Re-reads what may change while running.
 pub struct Reloader {
@@ -249,20 +249,16 @@ impl Reloader {
         let domain = build_domain(&settings, &env, Some(running)).map_err(|mut p| problems.append(&mut p)).ok();
         let current = state.minters.load_full();
         let (mut minters, mut kept) = (std::collections::BTreeMap::new(), Vec::new());
-        for name in settings.account_names() {
-            let read = match &self.placeholder {
-                Some(placeholder) if name == DEFAULT_ACCOUNT => Ok(placeholder.clone()),
-                _ => TwilioCredentials::from_vars(&env, &CredentialVars::for_account(name)),
-            };
+        for (name, read) in read_credentials(&settings, &env, self.placeholder.as_ref()) {
             match (read, current.get(name)) {
                 (Ok(credentials), _) => {
                     minters.insert(name.to_owned(), Arc::new(minter_for(&settings, name, &credentials)));
                 }
-                (Err(e), Some(previous)) => {
-                    kept.push(format!("account {name}: {e}"));
+                (Err(problem), Some(previous)) => {
+                    kept.push(problem);
                     minters.insert(name.to_owned(), previous.clone());
                 }
-                (Err(e), None) => problems.push(format!("accounts.{name}: {e}")),
+                (Err(problem), None) => problems.push(problem),
             }
         }
         let default = minters.remove(DEFAULT_ACCOUNT);
@@ -283,17 +279,16 @@ impl Reloader {
     }
 }
 
-/// The keys of the sections read at start-up only (`[server]`, `[cors]`, `[log]`, `[reload]`)
-/// whose value differs between `started` and `now`, e.g. `server.listen`.
+/// The sections only a restart applies: the listeners, the layers built around them, the log
+/// and the reloader itself. Every other section is rebuilt by a reload (a test checks the list).
+const READ_AT_START_UP: [&str; 4] = ["server", "cors", "log", "reload"];
+
+/// The keys of the sections read at start-up only whose value differs between `started` and
+/// `now`, e.g. `server.listen`.
 fn changes_needing_restart(started: &Settings, now: &Settings) -> Vec<String> {
-    let sections = |settings: &Settings| {
-        serde_json::json!({
-            "server": settings.server, "cors": settings.cors, "log": settings.log, "reload": settings.reload,
-        })
-    };
-    let (before, after) = (sections(started), sections(now));
+    let (before, after) = (serde_json::json!(started), serde_json::json!(now));
     let mut changed = Vec::new();
-    for section in ["server", "cors", "log", "reload"] {
+    for section in READ_AT_START_UP {
         let (Some(old), Some(new)) = (before[section].as_object(), after[section].as_object()) else { continue };
         for (key, value) in new {
             if old.get(key) != Some(value) {
@@ -335,4 +330,27 @@ struct Reloaded {
     domain: Domain,
     kept: Vec<String>,
     needs_restart: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The sections a reload applies, each rebuilt by the function start-up uses too: `token`
+    /// and `accounts` by [`read_credentials`] and [`minter_for`]; `auth`, `rate_limit` and
+    /// `policy` by [`build_domain`].
+    const RELOADED: [&str; 5] = ["token", "accounts", "auth", "rate_limit", "policy"];
+
+    /// A section added to `Settings` must be either rebuilt by a reload (through the functions
+    /// start-up uses) or named as needing a restart; never silently ignored by a reload.
+    #[test]
+    fn every_section_is_either_reloaded_or_named_as_needing_a_restart() {
+        let settings = Settings::from_toml(None, false, &crate::env::EnvVars::default()).unwrap();
+        let json = serde_json::json!(settings);
+        let mut sections: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut classified: Vec<&str> = READ_AT_START_UP.iter().chain(&RELOADED).copied().collect();
+        sections.sort_unstable();
+        classified.sort_unstable();
+        assert_eq!(sections, classified);
+    }
 }

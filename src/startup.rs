@@ -99,6 +99,22 @@ pub fn build_domain(settings: &Settings, env: &EnvVars, running: Option<Running<
     }
 }
 
+/// Every account's credentials, read from `env` the same way at start-up and on reload, the
+/// default account first; `placeholder` stands in for the default account's (`--dev`). A
+/// problem is one sentence naming the variable (and the account, for a named one).
+pub fn read_credentials<'a>(
+    settings: &'a Settings,
+    env: &EnvVars,
+    placeholder: Option<&TwilioCredentials>,
+) -> Vec<(&'a str, Result<TwilioCredentials, String>)> {
+    let read = |name: &str| match placeholder {
+        Some(placeholder) if name == DEFAULT_ACCOUNT => Ok(placeholder.clone()),
+        _ => TwilioCredentials::from_vars(env, &CredentialVars::for_account(name))
+            .map_err(|e| if name == DEFAULT_ACCOUNT { e.to_string() } else { format!("accounts.{name}: {e}") }),
+    };
+    settings.account_names().into_iter().map(|name| (name, read(name))).collect()
+}
+
 /// The minter of one account: its credentials with the `[token]` settings and its region.
 pub fn minter_for(settings: &Settings, account: &str, credentials: &TwilioCredentials) -> crate::token::TokenMinter {
     credentials.minter(&settings.token_settings_for(account))
@@ -110,18 +126,16 @@ impl Runtime {
     /// loopback.
     pub fn assemble(settings: Settings, env: &EnvVars, dev: bool) -> Result<Self, Vec<String>> {
         let mut problems = settings_problems(&settings, dev);
-        let credentials = if dev && !env.is_set(API_KEY_VAR) && !env.is_set(ACCOUNT_SID_VAR) {
-            Some(TwilioCredentials::placeholder(crate::dev::random_secret().into()))
-        } else {
-            TwilioCredentials::from_env(env).map_err(|e| problems.push(e.to_string())).ok()
-        };
-        let mut accounts = std::collections::BTreeMap::new();
-        for name in settings.accounts.keys() {
-            match TwilioCredentials::from_vars(env, &CredentialVars::named(name)) {
-                Ok(credentials) => {
-                    accounts.insert(name.clone(), credentials);
+        let placeholder = (dev && !env.is_set(API_KEY_VAR) && !env.is_set(ACCOUNT_SID_VAR))
+            .then(|| TwilioCredentials::placeholder(crate::dev::random_secret().into()));
+        let (mut credentials, mut accounts) = (None, std::collections::BTreeMap::new());
+        for (name, read) in read_credentials(&settings, env, placeholder.as_ref()) {
+            match read {
+                Ok(read) if name == DEFAULT_ACCOUNT => credentials = Some(read),
+                Ok(read) => {
+                    accounts.insert(name.to_owned(), read);
                 }
-                Err(e) => problems.push(format!("accounts.{name}: {e}")),
+                Err(problem) => problems.push(problem),
             }
         }
         let domain = build_domain(&settings, env, None).map_err(|mut p| problems.append(&mut p)).ok();

@@ -194,7 +194,7 @@ impl ApiError {
             }
             Self::RateLimited(limited) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(limited.retry_after_secs));
-                return with_rate_limit_fields(response, &limited.fields);
+                return with_rate_limit_fields(response, Some(&limited.fields));
             }
             _ => {}
         }
@@ -286,7 +286,10 @@ pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 pub const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
 
 /// Adds one quota's members to the `RateLimit-Policy` and `RateLimit` list fields.
-pub fn with_rate_limit_fields(mut response: Response, fields: &RateLimitFields) -> Response {
+pub fn with_rate_limit_fields(mut response: Response, fields: Option<&RateLimitFields>) -> Response {
+    let Some(fields) = fields else {
+        return response;
+    };
     let headers = response.headers_mut();
     for (name, value) in [(RATELIMIT_POLICY, &fields.policy), (RATELIMIT, &fields.state)] {
         if let Ok(value) = HeaderValue::from_str(value) {

@@ -1,9 +1,11 @@
 //! The tower stack, built and configured here and nowhere else. Read top to bottom: the outer
 //! layers first.
 //!
-//! Every route (and the 404 fallback) gets [`common`]; the token route adds [`token_route`]:
-//! the per-IP limit before authentication (so bad credentials cannot burn CPU), then
-//! authentication, then the per-identity limit.
+//! Every route (and the 404 fallback) gets [`common`]; the routes that mint come from
+//! [`mint_routes`], each behind the per-IP limit (before any credential is looked at, so bad
+//! credentials cannot burn CPU); `POST /v1/tokens` then authenticates its bearer credential and
+//! spends the principal's quota, while the token exchange does that with the subject token from
+//! its body.
 
 use std::time::{Duration, Instant};
 
@@ -13,9 +15,10 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::header::{
     AUTHORIZATION, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, COOKIE, PROXY_AUTHORIZATION, RETRY_AFTER,
 };
-use axum::http::{HeaderName, HeaderValue, Method};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::post;
 use axum::{BoxError, Router};
 use std::net::SocketAddr;
 use tower::ServiceBuilder;
@@ -29,12 +32,13 @@ use tower_http::trace::TraceLayer;
 use tracing::Span;
 
 use super::client_ip::{self, ClientIp};
-use super::error::{ApiError, RATELIMIT, RATELIMIT_POLICY, with_rate_limit_fields};
+use super::error::{ApiError, OAuthError, RATELIMIT, RATELIMIT_POLICY, with_rate_limit_fields};
+use super::routes;
 use crate::app::AppState;
 use crate::auth::{Accepted, AuthError, bearer_credential};
 use crate::config::{CorsSettings, ServerSettings};
+use crate::issue::IssueError;
 use crate::metrics::{Metrics, method_label};
-use crate::ratelimit::RateLimitFields;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -70,9 +74,33 @@ pub fn common(router: Router, state: &AppState, server: &ServerSettings, cors: O
     )
 }
 
-/// The layer of a route that mints: per-IP limit, authentication, per-identity limit.
-pub fn token_route(router: axum::Router<AppState>, state: &AppState) -> axum::Router<AppState> {
-    router.route_layer(middleware::from_fn_with_state(state.clone(), guard_token_route))
+/// The routes that mint, each with the same gate. A new mint route is a new envelope here, not
+/// a new flow.
+pub fn mint_routes(state: &AppState) -> Router<AppState> {
+    let tokens = Router::new()
+        .route("/v1/tokens", post(routes::tokens::mint_token))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate_bearer))
+        .route_layer(middleware::from_fn_with_state((state.clone(), Envelope::Problem), limit_client));
+    let exchange = Router::new()
+        .route("/oauth2/token", post(routes::exchange::exchange))
+        .route_layer(middleware::from_fn_with_state((state.clone(), Envelope::OAuth), limit_client));
+    tokens.merge(exchange)
+}
+
+/// How a mint route answers a refusal: problem+json, or an RFC 6749 error.
+#[derive(Debug, Clone, Copy)]
+enum Envelope {
+    Problem,
+    OAuth,
+}
+
+impl Envelope {
+    fn refusal(self, error: IssueError) -> Response {
+        match self {
+            Self::Problem => ApiError::from(error).into_response(),
+            Self::OAuth => OAuthError::from(error).into_response(),
+        }
+    }
 }
 
 fn cors_layer(settings: &CorsSettings) -> CorsLayer {
@@ -100,12 +128,14 @@ impl MakeRequestId for UniqueRequestIds {
 /// themselves. `identity` is filled in once the caller is authenticated.
 fn request_span(request: &Request<Body>) -> Span {
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
-    let request_id = request_id(request);
+    let request_id = request_id(request.headers());
     tracing::debug_span!("request", method = %request.method(), route, request_id, identity = tracing::field::Empty)
 }
 
-fn request_id(request: &Request) -> &str {
-    request.headers().get(X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("")
+/// The request's id, as [`UniqueRequestIds`] set it (or the client sent it): the one place it
+/// is read.
+pub(crate) fn request_id(headers: &HeaderMap) -> &str {
+    headers.get(X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
 /// Every request, outside everything that can refuse it: resolves the client IP; counts and
@@ -145,38 +175,34 @@ async fn observe(State(state): State<AppState>, mut request: Request, next: Next
     response
 }
 
-/// The token route's gate, in this order: the per-IP limit (before authentication, so bad
-/// credentials cannot burn CPU), authentication, then the per-identity limit (the issuer's
-/// `limit_client` and `admit`). The principal goes into the request; every answer carries the
-/// quotas checked so far. One middleware rather than three, because each axum middleware layer
-/// clones the rest of the stack per request.
-async fn guard_token_route(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+/// The per-IP limit of a mint route, before any credential is looked at; every answer past it
+/// carries the client's quota. (No address, as in tests calling the router directly: no limit.)
+async fn limit_client(State((state, envelope)): State<(AppState, Envelope)>, request: Request, next: Next) -> Response {
+    let Some(ClientIp(ip)) = request.extensions().get::<ClientIp>().copied() else {
+        return next.run(request).await;
+    };
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
-    let ip_fields = match request.extensions().get::<ClientIp>().copied() {
-        Some(ClientIp(ip)) => match state.limit_client(route, ip).await {
-            Ok(fields) => Some(fields),
-            Err(e) => return ApiError::from(e).into_response(),
-        },
-        None => None,
-    };
-    let [authorization, request_id] = [AUTHORIZATION, X_REQUEST_ID].map(|name| request.headers().get(name).cloned());
-    let credential = authorization.as_ref().map(|v| v.to_str().map_err(|_| AuthError::Malformed)).transpose();
-    let request_id = request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("");
-    let credential = credential.and_then(bearer_credential);
-    let admitted = match state.admit(credential, Accepted::AnyCredential, request_id).await {
-        Ok(admitted) => admitted,
-        Err(e) => return with_quota_fields(ApiError::from(e).into_response(), ip_fields.as_ref()),
-    };
-    request.extensions_mut().insert(admitted.principal);
-    let response = with_quota_fields(next.run(request).await, ip_fields.as_ref());
-    with_rate_limit_fields(response, &admitted.quota)
+    match state.limit_client(route, ip).await {
+        Ok(fields) => with_rate_limit_fields(next.run(request).await, Some(&fields)),
+        Err(e) => envelope.refusal(e),
+    }
 }
 
-/// Adds the fields of a quota that was checked, if one was.
-pub(crate) fn with_quota_fields(response: Response, fields: Option<&RateLimitFields>) -> Response {
-    match fields {
-        Some(fields) => with_rate_limit_fields(response, fields),
-        None => response,
+/// `POST /v1/tokens`'s credential: the bearer token or API key of the `Authorization` header,
+/// verified, then the principal's quota spent ([`AppState::admit`]). The principal goes into
+/// the request, and every answer carries its quota. One middleware rather than two, because each
+/// axum middleware layer clones the rest of the stack per request.
+async fn authenticate_bearer(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let credential = headers.get(AUTHORIZATION).map(|v| v.to_str().map_err(|_| AuthError::Malformed)).transpose();
+    let admitted =
+        state.admit(credential.and_then(bearer_credential), Accepted::AnyCredential, request_id(headers)).await;
+    match admitted {
+        Ok(admitted) => {
+            request.extensions_mut().insert(admitted.principal);
+            with_rate_limit_fields(next.run(request).await, Some(&admitted.quota))
+        }
+        Err(e) => Envelope::Problem.refusal(e),
     }
 }
 

@@ -10,7 +10,7 @@ pub mod routes;
 pub mod server;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::get;
 
 use crate::app::AppState;
 use crate::config::{CorsSettings, ServerSettings};
@@ -19,10 +19,7 @@ use error::ApiError;
 
 /// The public listener's routes.
 pub fn api_router(state: AppState, server: &ServerSettings, cors: &CorsSettings) -> Router {
-    let tokens = layers::token_route(Router::new().route("/v1/tokens", post(routes::tokens::mint_token)), &state);
-    let router = Router::new()
-        .merge(tokens)
-        .route("/oauth2/token", post(routes::exchange::exchange))
+    let router = layers::mint_routes(&state)
         .route("/openapi.json", get(routes::openapi::openapi_json))
         .route("/livez", get(routes::health::livez))
         .route("/readyz", get(routes::health::readyz));

@@ -198,9 +198,10 @@ async fn a_changed_policy_applies_at_once_and_a_broken_one_is_refused() {
     };
     assert_eq!(standup().await.unwrap().status(), 200);
 
-    // The operator takes "standup" out of the users' rooms: no signal needed.
-    let narrowed = original.replacen("rooms = [\"standup\", ", "rooms = [", 1);
-    assert_ne!(narrowed, original);
+    // The operator takes "standup" out of the users' rooms, and shortens the default ttl (a
+    // section start-up and reload build through the same function): no signal needed.
+    let narrowed = original.replacen("rooms = [\"standup\", ", "rooms = [", 1) + "\n[token]\ndefault_ttl_secs = 120\n";
+    assert!(!narrowed.contains("rooms = [\"standup\", "));
     std::fs::write(&config, &narrowed).unwrap();
     let deadline = Instant::now() + Duration::from_secs(1);
     loop {
@@ -211,6 +212,9 @@ async fn a_changed_policy_applies_at_once_and_a_broken_one_is_refused() {
         assert!(Instant::now() < deadline, "the narrowed policy was not in force within 1 s");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let defaults: serde_json::Value =
+        post_token(&client, running.addr, Some(&session_token("alice", &["user"])), None).await.json().await.unwrap();
+    assert_eq!(defaults["ttl"], 120, "the new default ttl came with the same reload: {defaults}");
 
     // A typo in the file: refused as a whole; the narrowed policy stays.
     std::fs::write(&config, narrowed.replacen("max_ttl_secs", "max_tll_secs", 1)).unwrap();

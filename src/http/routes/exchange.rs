@@ -1,7 +1,7 @@
 //! `POST /oauth2/token`: RFC 8693 token exchange. A client that speaks OAuth exchanges the
 //! app-user JWT it holds (the subject token) for a Twilio Access Token, through the same per-IP
-//! and per-identity limits, authentication, policy, metrics and audit line as `POST /v1/tokens`.
-//! The grants are the `scope` (see [`crate::policy::request_from_scope`]); failures are RFC 6749
+//! limit (the gate of every mint route), authentication, per-identity limit, policy, metrics and
+//! audit line as `POST /v1/tokens`. The grants are the `scope` (see [`crate::policy::request_from_scope`]); failures are RFC 6749
 //! errors.
 
 use axum::Extension;
@@ -18,8 +18,8 @@ use utoipa::ToSchema;
 use crate::app::AppState;
 use crate::auth::Accepted;
 use crate::http::ClientIp;
-use crate::http::error::{ApiError, OAuthError, OAuthErrorBody};
-use crate::http::layers::with_quota_fields;
+use crate::http::error::{ApiError, OAuthError, OAuthErrorBody, with_rate_limit_fields};
+use crate::http::layers::request_id;
 use crate::policy::request_from_scope;
 use crate::ratelimit::RateLimitFields;
 use crate::token::unix_now;
@@ -27,7 +27,6 @@ use crate::token::unix_now;
 pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
 const ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
-const ROUTE: &str = "/oauth2/token";
 
 /// The form a client posts (`application/x-www-form-urlencoded`). Parameters not listed are
 /// ignored, as RFC 6749 requires; none may appear twice; one without a value counts as left out.
@@ -95,14 +94,8 @@ pub async fn exchange(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    // The per-IP limit comes first, before the subject token costs a signature check.
-    let ip_fields = match state.limit_client(ROUTE, client_ip.0).await {
-        Ok(fields) => Some(fields),
-        Err(e) => return OAuthError::from(e).into_response(),
-    };
     let (response, identity_fields) = answer(&state, client_ip, &headers, body).await;
-    let response = with_quota_fields(response, ip_fields.as_ref());
-    with_quota_fields(response, identity_fields.as_ref())
+    with_rate_limit_fields(response, identity_fields.as_ref())
 }
 
 /// The answer, and the per-identity quota when the subject token got that far.
@@ -120,7 +113,7 @@ async fn answer(
         Ok(request) => request,
         Err(reason) => return (OAuthError::InvalidScope(reason).into_response(), None),
     };
-    let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let request_id = request_id(headers);
     let admitted = match state.admit(Ok(&form.subject_token), Accepted::AppUserJwt, request_id).await {
         Ok(admitted) => admitted,
         Err(e) => return (OAuthError::from(e).into_response(), None),

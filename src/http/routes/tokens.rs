@@ -12,6 +12,7 @@ use crate::auth::Principal;
 use crate::http::ClientIp;
 use crate::http::error::{ApiError, Problem};
 use crate::http::extract::JsonBody;
+use crate::http::layers::request_id;
 use crate::policy::TokenRequest;
 use crate::token::{rfc3339, unix_now};
 
@@ -57,8 +58,7 @@ pub async fn mint_token(
     headers: HeaderMap,
     JsonBody(request): JsonBody<TokenRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
-    let issued = state.issue(&principal, &request, client_ip, request_id, unix_now()).await?;
+    let issued = state.issue(&principal, &request, client_ip, request_id(&headers), unix_now()).await?;
     Ok(Json(TokenResponse {
         token: issued.token,
         identity: issued.identity,
