@@ -33,8 +33,8 @@ fn spec() -> TokenSpec {
 
 fn bench_mint(c: &mut Criterion) {
     let credentials = TwilioCredentials {
-        account_sid: "AC0123456789abcdef0123456789abcdef".into(),
-        api_key_sid: "SKfedcba9876543210fedcba9876543210".into(),
+        account_sid: tokenmint::sid::Sid::parse("AC0123456789abcdef0123456789abcdef").unwrap(),
+        api_key_sid: tokenmint::sid::Sid::parse("SKfedcba9876543210fedcba9876543210").unwrap(),
         api_secret: SecretString::from(SECRET),
     };
     let settings = TokenSettings { default_ttl_secs: 3600, region: None, nbf_backdate_secs: None };

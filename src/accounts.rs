@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 
 use crate::env::{EnvError, EnvVars};
-use crate::sid::SidKind;
+use crate::sid::{Account, ApiKey, Sid};
 use crate::token::{TokenMinter, TokenSettings};
 
 /// The name policy rules use for the account of `TWILIO_*`.
@@ -26,8 +26,8 @@ const AUTH_TOKEN_VAR: &str = "TWILIO_AUTH_TOKEN";
 /// The account SID, API key SID and API key secret. `Debug` shows the SIDs, never the secret.
 #[derive(Clone)]
 pub struct TwilioCredentials {
-    pub account_sid: String,
-    pub api_key_sid: String,
+    pub account_sid: Sid<Account>,
+    pub api_key_sid: Sid<ApiKey>,
     pub api_secret: SecretString,
 }
 
@@ -128,16 +128,14 @@ impl TwilioCredentials {
     }
 
     /// The API key SID: set, an SK… SID, and neither an Account SID nor left out for an Auth Token.
-    fn api_key_sid(env: &EnvVars, vars: &CredentialVars) -> Result<String, CredentialError> {
+    fn api_key_sid(env: &EnvVars, vars: &CredentialVars) -> Result<Sid<ApiKey>, CredentialError> {
         match env.value(&vars.api_key)? {
-            Some(key) if SidKind::Account.matches(&key) => {
+            Some(key) if Sid::<Account>::parse(&key).is_ok() => {
                 Err(CredentialError::AccountSidAsApiKey(vars.api_key.clone()))
             }
-            Some(key) if !SidKind::ApiKey.matches(&key) => Err(CredentialError::Malformed(
-                vars.api_key.clone(),
-                format!("an API key SID ({})", SidKind::ApiKey.shape()),
-            )),
-            Some(key) => Ok(key),
+            Some(key) => Sid::parse(&key).map_err(|e| {
+                CredentialError::Malformed(vars.api_key.clone(), format!("an API key SID ({})", e.0.shape()))
+            }),
             None if env.is_set(&vars.auth_token) => {
                 Err(CredentialError::AuthTokenInsteadOfApiKey(vars.auth_token.clone(), vars.api_key.clone()))
             }
@@ -155,13 +153,11 @@ impl TwilioCredentials {
     }
 
     /// The Account SID: set, and an AC… SID.
-    fn account_sid(env: &EnvVars, vars: &CredentialVars) -> Result<String, CredentialError> {
+    fn account_sid(env: &EnvVars, vars: &CredentialVars) -> Result<Sid<Account>, CredentialError> {
         match env.value(&vars.account_sid)? {
-            Some(sid) if SidKind::Account.matches(&sid) => Ok(sid),
-            Some(_) => Err(CredentialError::Malformed(
-                vars.account_sid.clone(),
-                format!("an Account SID ({})", SidKind::Account.shape()),
-            )),
+            Some(sid) => Sid::parse(&sid).map_err(|e| {
+                CredentialError::Malformed(vars.account_sid.clone(), format!("an Account SID ({})", e.0.shape()))
+            }),
             None => Err(CredentialError::Missing(
                 vars.account_sid.clone(),
                 "your Account SID (AC followed by 32 hex digits)",
@@ -171,21 +167,17 @@ impl TwilioCredentials {
 
     /// Clearly fake credentials for `serve --dev`: Twilio rejects tokens signed with them.
     pub fn placeholder(secret: SecretString) -> Self {
-        Self {
-            account_sid: format!("AC{}", "0".repeat(32)),
-            api_key_sid: format!("SK{}", "0".repeat(32)),
-            api_secret: secret,
-        }
+        Self { account_sid: Sid::placeholder(), api_key_sid: Sid::placeholder(), api_secret: secret }
     }
 
     /// The minter that signs for this account with `settings` (its own region).
     pub fn minter(&self, settings: &TokenSettings) -> TokenMinter {
-        TokenMinter::new(&self.account_sid, &self.api_key_sid, &self.api_secret, settings)
+        TokenMinter::new(self.account_sid.as_str(), self.api_key_sid.as_str(), &self.api_secret, settings)
     }
 
     /// Whether these are the `--dev` placeholders.
     pub fn is_placeholder(&self) -> bool {
-        self.api_key_sid[2..].bytes().all(|b| b == b'0')
+        self.api_key_sid.is_placeholder()
     }
 }
 
@@ -259,7 +251,7 @@ mod tests {
             (API_SECRET_VAR, "s3cr3t-value"),
         ]))
         .unwrap();
-        assert_eq!(creds.api_key_sid, SK);
+        assert_eq!(creds.api_key_sid.as_str(), SK);
         assert_eq!(creds.api_secret.expose_secret(), "s3cr3t-value");
     }
 
@@ -310,7 +302,7 @@ mod tests {
             &vars,
         )
         .unwrap();
-        assert_eq!(creds.api_key_sid, SK);
+        assert_eq!(creds.api_key_sid.as_str(), SK);
         let missing = TwilioCredentials::from_vars(&env(&[(API_KEY_VAR, SK)]), &vars).unwrap_err();
         assert!(missing.to_string().starts_with("TWILIO_EU_API_KEY is not set"), "{missing}");
         let swapped = TwilioCredentials::from_vars(&env(&[("TWILIO_EU_API_KEY", AC)]), &vars).unwrap_err();

@@ -14,6 +14,49 @@ pub fn has_forbidden_chars(text: &str) -> bool {
     text.chars().any(is_forbidden_char)
 }
 
+/// Text of 1 to `MAX` characters without a forbidden character, parsed once where it enters:
+/// a video room (128) or a label such as an endpoint id (256).
+#[derive(Clone, PartialEq, Eq)]
+pub struct BoundedText<const MAX: usize>(String);
+
+/// Why a value is not a [`BoundedText`]: "must be 1 to 128 characters without control characters".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("must be 1 to {0} characters without control characters")]
+pub struct BoundedTextError(pub usize);
+
+impl<const MAX: usize> BoundedText<MAX> {
+    pub fn parse(value: &str) -> Result<Self, BoundedTextError> {
+        if value.is_empty() || value.chars().count() > MAX || has_forbidden_chars(value) {
+            Err(BoundedTextError(MAX))
+        } else {
+            Ok(Self(value.to_owned()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<const MAX: usize> AsRef<str> for BoundedText<MAX> {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<const MAX: usize> std::fmt::Debug for BoundedText<MAX> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl<'de, const MAX: usize> serde::Deserialize<'de> for BoundedText<MAX> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = String::deserialize(deserializer)?;
+        Self::parse(&value).map_err(serde::de::Error::custom)
+    }
+}
+
 /// `line` with every forbidden character written as a visible escape (`\n`, `\u{1b}`), except
 /// one trailing newline, which ends the line.
 pub fn escape_line(line: &str) -> std::borrow::Cow<'_, str> {

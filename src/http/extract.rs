@@ -46,6 +46,19 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for JsonBody<T> {
                 "the body must be a JSON object (or empty, for the policy's defaults)".into(),
             ));
         }
-        serde_json::from_slice(&bytes).map(Self).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+        let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
+        let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+            // The field's path leads the reason: "grants.voice.outgoing.application_sid: must be AP…".
+            let path = e.path().to_string();
+            let reason = e.into_inner();
+            ApiError::BadRequest(if path == "." {
+                format!("invalid JSON body: {reason}")
+            } else {
+                format!("invalid JSON body: {path}: {reason}")
+            })
+        })?;
+        // Trailing characters after the object.
+        deserializer.end().map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))?;
+        Ok(Self(value))
     }
 }

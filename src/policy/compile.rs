@@ -1,17 +1,18 @@
 //! The rules compiled from the settings once, at start-up and on each reload: every problem is
 //! reported at once, and what a rule pins, allows or leaves out is decided here.
 
-use super::rooms::{ROOM_RULE, is_valid_room};
+use super::request::Label;
+use super::rooms::{ROOM_RULE, Room};
 use super::settings::{GrantName, PolicySettings, RuleSettings};
 use super::{Policy, RoomPattern};
-use crate::sid::SidKind;
+use crate::sid::{Application, Kind, PushCredential, Role, Service, Sid, Worker, Workspace};
 use crate::token::MAX_TTL_SECS;
 
 /// A configured value a client may or may not choose.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Pin {
+pub(super) enum Pin<T> {
     Any,
-    Exact(String),
+    Exact(T),
 }
 
 #[derive(Debug, Clone)]
@@ -24,7 +25,7 @@ pub(super) struct Rule {
     pub(super) video: Option<VideoPolicy>,
     pub(super) voice: Option<VoicePolicy>,
     pub(super) chat: Option<ChatPolicy>,
-    pub(super) sync: Option<Option<Pin>>,
+    pub(super) sync: Option<Option<Pin<Sid<Service>>>>,
     pub(super) task_router: Option<TaskRouterPolicy>,
 }
 
@@ -37,24 +38,24 @@ pub(super) struct VideoPolicy {
 
 #[derive(Debug, Clone)]
 pub(super) struct ChatPolicy {
-    pub(super) service: Option<Pin>,
-    pub(super) push_credential: Option<Pin>,
-    pub(super) deployment_role: Option<Pin>,
+    pub(super) service: Option<Pin<Sid<Service>>>,
+    pub(super) push_credential: Option<Pin<Sid<PushCredential>>>,
+    pub(super) deployment_role: Option<Pin<Sid<Role>>>,
 }
 
 #[derive(Debug, Clone)]
 pub(super) struct TaskRouterPolicy {
-    pub(super) workspace: Option<Pin>,
-    pub(super) worker: Option<Pin>,
-    pub(super) role: Option<Pin>,
+    pub(super) workspace: Option<Pin<Sid<Workspace>>>,
+    pub(super) worker: Option<Pin<Sid<Worker>>>,
+    pub(super) role: Option<Pin<Label>>,
 }
 
 #[derive(Debug, Clone)]
 pub(super) struct VoicePolicy {
     pub(super) incoming: bool,
-    pub(super) application: Option<Pin>,
+    pub(super) application: Option<Pin<Sid<Application>>>,
     pub(super) outgoing_params: bool,
-    pub(super) push_credential: Option<Pin>,
+    pub(super) push_credential: Option<Pin<Sid<PushCredential>>>,
 }
 
 impl Policy {
@@ -114,36 +115,22 @@ impl Policy {
 impl Rule {
     pub(super) fn from_settings(settings: &RuleSettings, at: &str, problems: &mut Vec<String>) -> Option<Self> {
         let before = problems.len();
-        let mut pin = |field: &str, value: &Option<String>, kind: Option<SidKind>| -> Option<Pin> {
-            match value.as_deref() {
-                None => None,
-                Some("*") => Some(Pin::Any),
-                Some(v) => {
-                    if let Some(kind) = kind.filter(|k| !k.matches(v)) {
-                        problems.push(format!("{at}: {field} must be \"*\" or {}, not {v:?}", kind.shape()));
-                    } else if v.is_empty() {
-                        problems.push(format!("{at}: {field} is empty"));
-                    }
-                    Some(Pin::Exact(v.to_owned()))
-                }
-            }
-        };
         let voice = settings.voice.as_ref().map(|v| VoicePolicy {
             incoming: v.incoming,
-            application: pin("voice.application_sid", &v.application_sid, Some(SidKind::Application)),
+            application: pin(problems, at, "voice.application_sid", &v.application_sid, sid),
             outgoing_params: v.outgoing_params,
-            push_credential: pin("voice.push_credential_sid", &v.push_credential_sid, Some(SidKind::PushCredential)),
+            push_credential: pin(problems, at, "voice.push_credential_sid", &v.push_credential_sid, sid),
         });
         let chat = settings.chat.as_ref().map(|c| ChatPolicy {
-            service: pin("chat.service_sid", &c.service_sid, Some(SidKind::Service)),
-            push_credential: pin("chat.push_credential_sid", &c.push_credential_sid, Some(SidKind::PushCredential)),
-            deployment_role: pin("chat.deployment_role_sid", &c.deployment_role_sid, Some(SidKind::Role)),
+            service: pin(problems, at, "chat.service_sid", &c.service_sid, sid),
+            push_credential: pin(problems, at, "chat.push_credential_sid", &c.push_credential_sid, sid),
+            deployment_role: pin(problems, at, "chat.deployment_role_sid", &c.deployment_role_sid, sid),
         });
-        let sync = settings.sync.as_ref().map(|s| pin("sync.service_sid", &s.service_sid, Some(SidKind::Service)));
+        let sync = settings.sync.as_ref().map(|s| pin(problems, at, "sync.service_sid", &s.service_sid, sid));
         let task_router = settings.task_router.as_ref().map(|t| TaskRouterPolicy {
-            workspace: pin("task_router.workspace_sid", &t.workspace_sid, Some(SidKind::Workspace)),
-            worker: pin("task_router.worker_sid", &t.worker_sid, Some(SidKind::Worker)),
-            role: pin("task_router.role", &t.role, None),
+            workspace: pin(problems, at, "task_router.workspace_sid", &t.workspace_sid, sid),
+            worker: pin(problems, at, "task_router.worker_sid", &t.worker_sid, sid),
+            role: pin(problems, at, "task_router.role", &t.role, |v| Label::parse(v).map_err(|e| e.to_string())),
         });
         let video = settings.video.as_ref().map(|v| {
             if v.rooms.is_empty() || v.rooms.iter().any(String::is_empty) {
@@ -155,7 +142,7 @@ impl Rule {
             if default_room.as_ref().is_some_and(RoomPattern::has_wildcard) {
                 problems.push(format!("{at}: video.default_room must name one room, without *"));
             } else if let Some(room) = default_room.as_ref().and_then(|p| p.expand("x"))
-                && !is_valid_room(&room)
+                && Room::parse(&room).is_err()
             {
                 problems.push(format!(
                     "{at}: video.default_room is not a valid room name even for a one-letter identity ({ROOM_RULE})"
@@ -172,9 +159,9 @@ impl Rule {
         if !(1..=MAX_TTL_SECS).contains(&settings.max_ttl_secs) {
             problems.push(format!("{at}: max_ttl_secs must be from 1 to {MAX_TTL_SECS}"));
         }
-        if let Some(v) = &voice
+        if let Some(v) = &settings.voice
             && !v.incoming
-            && v.application.is_none()
+            && v.application_sid.is_none()
         {
             problems
                 .push(format!("{at}: voice allows neither incoming calls nor an application_sid for outgoing ones"));
@@ -225,4 +212,31 @@ impl Rule {
             task_router,
         })
     }
+}
+
+/// A field a rule may pin, as written: `"*"` lets the client choose, a value is the only one
+/// accepted (parsed by `parse`, which describes the shape wanted when it fails), unset accepts
+/// nothing.
+fn pin<T>(
+    problems: &mut Vec<String>,
+    at: &str,
+    field: &str,
+    value: &Option<String>,
+    parse: impl Fn(&str) -> Result<T, String>,
+) -> Option<Pin<T>> {
+    match value.as_deref()? {
+        "*" => Some(Pin::Any),
+        value => match parse(value) {
+            Ok(parsed) => Some(Pin::Exact(parsed)),
+            Err(shape) => {
+                problems.push(format!("{at}: {field} must be \"*\" or {shape}, not {value:?}"));
+                None
+            }
+        },
+    }
+}
+
+/// A SID of the kind its field holds, or the shape it must have.
+fn sid<K: Kind>(value: &str) -> Result<Sid<K>, String> {
+    Sid::parse(value).map_err(|_| K::KIND.shape())
 }

@@ -4,7 +4,7 @@
 
 use super::compile::{ChatPolicy, Pin, Rule, TaskRouterPolicy, VideoPolicy};
 use super::request::check_request_shape;
-use super::rooms::{ROOM_RULE, is_valid_room};
+use super::rooms::{ROOM_RULE, Room};
 use super::settings::GrantName;
 use super::*;
 use crate::auth::Principal;
@@ -179,7 +179,7 @@ impl Rule {
     fn video(&self, identity: &str, request: &VideoRequest) -> Result<VideoGrant, PolicyError> {
         let VideoPolicy { rooms, default_room } = self.section(&self.video, "video")?;
         let room = match &request.room {
-            Some(room) if rooms.iter().any(|p| p.matches(identity, room)) => Some(room.clone()),
+            Some(room) if rooms.iter().any(|p| p.matches(identity, room.as_str())) => Some(room.as_str().to_owned()),
             Some(room) => {
                 let allowed: Vec<&str> = rooms.iter().map(RoomPattern::as_str).collect();
                 return Err(PolicyError::Forbidden(format!(
@@ -189,7 +189,7 @@ impl Rule {
             }
             None => match default_room {
                 Some(pattern) => match pattern.expand(identity) {
-                    Some(room) if !is_valid_room(&room) => {
+                    Some(room) if Room::parse(&room).is_err() => {
                         return Err(PolicyError::Forbidden(format!(
                             "the default room of policy rule {:?} for this identity is not a valid room ({ROOM_RULE}): name a room",
                             self.name
@@ -226,7 +226,7 @@ impl Rule {
             &self.name,
             "voice.outgoing.application_sid",
             &policy.application,
-            outgoing.and_then(|o| o.application_sid.as_deref()),
+            outgoing.and_then(|o| o.application_sid.as_ref()),
         )?;
         let outgoing_application_params = outgoing.and_then(|o| o.params.clone());
         if outgoing_application_params.is_some() {
@@ -248,28 +248,28 @@ impl Rule {
                 &self.name,
                 "voice.push_credential_sid",
                 &policy.push_credential,
-                request.push_credential_sid.as_deref(),
+                request.push_credential_sid.as_ref(),
             )?,
-            endpoint_id: request.endpoint_id.clone(),
+            endpoint_id: request.endpoint_id.as_ref().map(|id| id.as_str().to_owned()),
         })
     }
 
     fn chat(&self, request: &ChatRequest) -> Result<ChatGrant, PolicyError> {
         let ChatPolicy { service, push_credential, deployment_role } = self.section(&self.chat, "chat")?;
         Ok(ChatGrant {
-            service_sid: resolve(&self.name, "chat.service_sid", service, request.service_sid.as_deref())?,
-            endpoint_id: request.endpoint_id.clone(),
+            service_sid: resolve(&self.name, "chat.service_sid", service, request.service_sid.as_ref())?,
+            endpoint_id: request.endpoint_id.as_ref().map(|id| id.as_str().to_owned()),
             deployment_role_sid: resolve(
                 &self.name,
                 "chat.deployment_role_sid",
                 deployment_role,
-                request.deployment_role_sid.as_deref(),
+                request.deployment_role_sid.as_ref(),
             )?,
             push_credential_sid: resolve(
                 &self.name,
                 "chat.push_credential_sid",
                 push_credential,
-                request.push_credential_sid.as_deref(),
+                request.push_credential_sid.as_ref(),
             )?,
         })
     }
@@ -277,41 +277,42 @@ impl Rule {
     fn sync(&self, request: &SyncRequest) -> Result<SyncGrant, PolicyError> {
         let service = self.section(&self.sync, "sync")?;
         Ok(SyncGrant {
-            service_sid: resolve(&self.name, "sync.service_sid", service, request.service_sid.as_deref())?,
-            endpoint_id: request.endpoint_id.clone(),
+            service_sid: resolve(&self.name, "sync.service_sid", service, request.service_sid.as_ref())?,
+            endpoint_id: request.endpoint_id.as_ref().map(|id| id.as_str().to_owned()),
         })
     }
 
     fn task_router(&self, request: &TaskRouterRequest) -> Result<TaskRouterGrant, PolicyError> {
         let TaskRouterPolicy { workspace, worker, role } = self.section(&self.task_router, "task_router")?;
         Ok(TaskRouterGrant {
-            workspace_sid: resolve(
-                &self.name,
-                "task_router.workspace_sid",
-                workspace,
-                request.workspace_sid.as_deref(),
-            )?,
-            worker_sid: resolve(&self.name, "task_router.worker_sid", worker, request.worker_sid.as_deref())?,
-            role: resolve(&self.name, "task_router.role", role, request.role.as_deref())?,
+            workspace_sid: resolve(&self.name, "task_router.workspace_sid", workspace, request.workspace_sid.as_ref())?,
+            worker_sid: resolve(&self.name, "task_router.worker_sid", worker, request.worker_sid.as_ref())?,
+            role: resolve(&self.name, "task_router.role", role, request.role.as_ref())?,
         })
     }
 }
 
 /// A field the rule may pin: pinned values are filled in and the only ones accepted; `"*"`
 /// accepts what the client names; unset accepts nothing.
-fn resolve(rule: &str, field: &str, pin: &Option<Pin>, requested: Option<&str>) -> Result<Option<String>, PolicyError> {
-    match (pin, requested) {
-        (_, None) => Ok(match pin {
-            Some(Pin::Exact(value)) => Some(value.clone()),
-            _ => None,
-        }),
-        (Some(Pin::Any), Some(value)) => Ok(Some(value.to_owned())),
-        (Some(Pin::Exact(pinned)), Some(value)) if pinned == value => Ok(Some(value.to_owned())),
+fn resolve<T: PartialEq + AsRef<str> + std::fmt::Debug>(
+    rule: &str,
+    field: &str,
+    pin: &Option<Pin<T>>,
+    requested: Option<&T>,
+) -> Result<Option<String>, PolicyError> {
+    let chosen = match (pin, requested) {
+        (Some(Pin::Exact(pinned)), None) => Some(pinned),
+        (_, None) => None,
+        (Some(Pin::Any), Some(value)) => Some(value),
+        (Some(Pin::Exact(pinned)), Some(value)) if pinned == value => Some(value),
         (Some(Pin::Exact(_)), Some(value)) => {
-            Err(PolicyError::Forbidden(format!("{field} {value:?} is not the one policy rule {rule:?} allows")))
+            return Err(PolicyError::Forbidden(format!(
+                "{field} {value:?} is not the one policy rule {rule:?} allows"
+            )));
         }
         (None, Some(_)) => {
-            Err(PolicyError::Forbidden(format!("policy rule {rule:?} does not let clients choose {field}")))
+            return Err(PolicyError::Forbidden(format!("policy rule {rule:?} does not let clients choose {field}")));
         }
-    }
+    };
+    Ok(chosen.map(|value| value.as_ref().to_owned()))
 }

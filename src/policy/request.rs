@@ -1,5 +1,6 @@
 //! What a client asks for: the body of `POST /v1/tokens`. Unknown fields are refused, so a typo
-//! in a grant name can never mint a token that silently lacks that grant.
+//! in a grant name can never mint a token that silently lacks that grant. SIDs, rooms and labels
+//! are parsed into their types as the body is read, so a request that exists is well-formed.
 
 use std::marker::PhantomData;
 
@@ -10,8 +11,9 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::PolicyError;
-use super::rooms::{ROOM_RULE, is_valid_room};
-use crate::sid::SidKind;
+use super::rooms::Room;
+use crate::sid::{Application, PushCredential, Role, Service, Sid, Worker, Workspace};
+use crate::text::BoundedText;
 use crate::token::MAX_TTL_SECS;
 
 /// A token request. Every field is optional: an empty body asks for the policy's defaults.
@@ -59,8 +61,8 @@ pub struct RequestedGrants {
 #[serde(deny_unknown_fields)]
 pub struct VideoRequest {
     /// 1 to 128 characters, no control characters.
-    #[schema(example = "standup", min_length = 1, max_length = 128, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
-    pub room: Option<String>,
+    #[schema(value_type = Option<String>, example = "standup", min_length = 1, max_length = 128, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    pub room: Option<Room>,
 }
 
 /// Programmable Voice.
@@ -71,18 +73,18 @@ pub struct VoiceRequest {
     pub incoming: Option<bool>,
     #[serde(default, deserialize_with = "object")]
     pub outgoing: Option<OutgoingRequest>,
-    #[schema(example = "CR22222222222222222222222222222222", pattern = "^CR[0-9a-fA-F]{32}$")]
-    pub push_credential_sid: Option<String>,
-    #[schema(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
-    pub endpoint_id: Option<String>,
+    #[schema(value_type = Option<String>, example = "CR22222222222222222222222222222222", pattern = "^CR[0-9a-fA-F]{32}$")]
+    pub push_credential_sid: Option<Sid<PushCredential>>,
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    pub endpoint_id: Option<Label>,
 }
 
 /// Outgoing calls through a TwiML application.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutgoingRequest {
-    #[schema(example = "AP11111111111111111111111111111111", pattern = "^AP[0-9a-fA-F]{32}$")]
-    pub application_sid: Option<String>,
+    #[schema(value_type = Option<String>, example = "AP11111111111111111111111111111111", pattern = "^AP[0-9a-fA-F]{32}$")]
+    pub application_sid: Option<Sid<Application>>,
     /// Parameters passed to the TwiML application (only where the policy allows them).
     #[schema(value_type = Option<Object>)]
     pub params: Option<Map<String, Value>>,
@@ -92,36 +94,36 @@ pub struct OutgoingRequest {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChatRequest {
-    #[schema(example = "IS33333333333333333333333333333333", pattern = "^IS[0-9a-fA-F]{32}$")]
-    pub service_sid: Option<String>,
-    #[schema(pattern = "^CR[0-9a-fA-F]{32}$")]
-    pub push_credential_sid: Option<String>,
-    #[schema(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
-    pub endpoint_id: Option<String>,
-    #[schema(pattern = "^RL[0-9a-fA-F]{32}$")]
-    pub deployment_role_sid: Option<String>,
+    #[schema(value_type = Option<String>, example = "IS33333333333333333333333333333333", pattern = "^IS[0-9a-fA-F]{32}$")]
+    pub service_sid: Option<Sid<Service>>,
+    #[schema(value_type = Option<String>, pattern = "^CR[0-9a-fA-F]{32}$")]
+    pub push_credential_sid: Option<Sid<PushCredential>>,
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    pub endpoint_id: Option<Label>,
+    #[schema(value_type = Option<String>, pattern = "^RL[0-9a-fA-F]{32}$")]
+    pub deployment_role_sid: Option<Sid<Role>>,
 }
 
 /// Sync (written as `data_sync` in the token).
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SyncRequest {
-    #[schema(example = "IS44444444444444444444444444444444", pattern = "^IS[0-9a-fA-F]{32}$")]
-    pub service_sid: Option<String>,
-    #[schema(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
-    pub endpoint_id: Option<String>,
+    #[schema(value_type = Option<String>, example = "IS44444444444444444444444444444444", pattern = "^IS[0-9a-fA-F]{32}$")]
+    pub service_sid: Option<Sid<Service>>,
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    pub endpoint_id: Option<Label>,
 }
 
 /// TaskRouter.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskRouterRequest {
-    #[schema(pattern = "^WS[0-9a-fA-F]{32}$")]
-    pub workspace_sid: Option<String>,
-    #[schema(pattern = "^WK[0-9a-fA-F]{32}$")]
-    pub worker_sid: Option<String>,
-    #[schema(min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
-    pub role: Option<String>,
+    #[schema(value_type = Option<String>, pattern = "^WS[0-9a-fA-F]{32}$")]
+    pub workspace_sid: Option<Sid<Workspace>>,
+    #[schema(value_type = Option<String>, pattern = "^WK[0-9a-fA-F]{32}$")]
+    pub worker_sid: Option<Sid<Worker>>,
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
+    pub role: Option<Label>,
 }
 
 /// A nested object: `null` or left out is `None`, and an array is refused. (A derived
@@ -164,83 +166,31 @@ fn deserialize_ttl<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<
             whole.filter(|ttl| (1..=u64::from(MAX_TTL_SECS)).contains(ttl)).map(|ttl| Some(ttl as u32)).ok_or_else(
                 || {
                     serde::de::Error::custom(format!(
-                        "ttl must be a whole number of seconds from 1 to {MAX_TTL_SECS}, not {n}"
+                        "must be a whole number of seconds from 1 to {MAX_TTL_SECS}, not {n}"
                     ))
                 },
             )
         }
         Some(other) => Err(serde::de::Error::custom(format!(
-            "ttl must be a whole number of seconds from 1 to {MAX_TTL_SECS}, not {other}"
+            "must be a whole number of seconds from 1 to {MAX_TTL_SECS}, not {other}"
         ))),
     }
 }
 
-/// Longest endpoint id or TaskRouter role we pass on.
-const MAX_LABEL_CHARS: usize = 256;
+/// An endpoint id or a TaskRouter role: 1 to 256 characters, no control characters.
+pub type Label = BoundedText<256>;
 
-/// Refuses malformed fields (400) before any rule is consulted.
+/// Refuses a request naming no grant at all (400), before any rule is consulted: every field
+/// is already well-formed.
 pub(super) fn check_request_shape(request: &TokenRequest) -> Result<(), PolicyError> {
-    let invalid = |message: String| Err(PolicyError::Invalid(message));
-    let Some(grants) = &request.grants else {
-        return Ok(());
-    };
-    if grants.video.is_none()
-        && grants.voice.is_none()
-        && grants.chat.is_none()
-        && grants.sync.is_none()
-        && grants.task_router.is_none()
-    {
-        return invalid(
-            "grants is empty: name at least one grant, or leave grants out for the policy's defaults".into(),
-        );
-    }
-    let mut sids: Vec<(&str, Option<&String>, SidKind)> = Vec::new();
-    let mut labels: Vec<(&str, Option<&String>)> = Vec::new();
-    if let Some(video) = &grants.video
-        && let Some(room) = &video.room
-        && !is_valid_room(room)
-    {
-        return invalid(ROOM_RULE.into());
-    }
-    if let Some(voice) = &grants.voice {
-        sids.push((
-            "voice.outgoing.application_sid",
-            voice.outgoing.as_ref().and_then(|o| o.application_sid.as_ref()),
-            SidKind::Application,
-        ));
-        sids.push(("voice.push_credential_sid", voice.push_credential_sid.as_ref(), SidKind::PushCredential));
-        labels.push(("voice.endpoint_id", voice.endpoint_id.as_ref()));
-    }
-    if let Some(chat) = &grants.chat {
-        sids.push(("chat.service_sid", chat.service_sid.as_ref(), SidKind::Service));
-        sids.push(("chat.push_credential_sid", chat.push_credential_sid.as_ref(), SidKind::PushCredential));
-        sids.push(("chat.deployment_role_sid", chat.deployment_role_sid.as_ref(), SidKind::Role));
-        labels.push(("chat.endpoint_id", chat.endpoint_id.as_ref()));
-    }
-    if let Some(sync) = &grants.sync {
-        sids.push(("sync.service_sid", sync.service_sid.as_ref(), SidKind::Service));
-        labels.push(("sync.endpoint_id", sync.endpoint_id.as_ref()));
-    }
-    if let Some(task_router) = &grants.task_router {
-        sids.push(("task_router.workspace_sid", task_router.workspace_sid.as_ref(), SidKind::Workspace));
-        sids.push(("task_router.worker_sid", task_router.worker_sid.as_ref(), SidKind::Worker));
-        labels.push(("task_router.role", task_router.role.as_ref()));
-    }
-    for (field, value, kind) in sids {
-        if let Some(value) = value
-            && !kind.matches(value)
-        {
-            return invalid(format!("{field} must be {}", kind.shape()));
+    match &request.grants {
+        Some(RequestedGrants { video: None, voice: None, chat: None, sync: None, task_router: None }) => {
+            Err(PolicyError::Invalid(
+                "grants is empty: name at least one grant, or leave grants out for the policy's defaults".into(),
+            ))
         }
+        _ => Ok(()),
     }
-    for (field, value) in labels {
-        if let Some(value) = value
-            && (value.is_empty() || value.chars().count() > MAX_LABEL_CHARS || crate::text::has_forbidden_chars(value))
-        {
-            return invalid(format!("{field} must be 1 to {MAX_LABEL_CHARS} characters without control characters"));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -258,7 +208,7 @@ mod tests {
         assert_eq!(parse(r#"{"ttl": 600.0}"#).unwrap().ttl, Some(600), "JSON Schema's integer includes 600.0");
         for bad in ["0", "-5", "1.5", "86401", "86401.0", "1e300", "-0.0", "\"600\""] {
             let err = parse(&format!(r#"{{"ttl": {bad}}}"#)).unwrap_err();
-            assert!(err.contains("ttl must be a whole number"), "{bad}: {err}");
+            assert!(err.contains("must be a whole number of seconds"), "{bad}: {err}");
         }
     }
 

@@ -1,16 +1,11 @@
 //! Video room patterns: literal text, `*` for any run of characters, and `{identity}` for the
 //! caller's identity, which is always matched literally (a `*` in an identity is no wildcard).
 
-/// Longest room name Twilio Video accepts.
-const MAX_ROOM_CHARS: usize = 128;
+/// A room name Twilio Video accepts: 1 to 128 characters, none of them a control character.
+pub type Room = crate::text::BoundedText<128>;
 
 /// What a room name must be, as every refusal says it.
 pub(super) const ROOM_RULE: &str = "video.room must be 1 to 128 characters without control characters";
-
-/// A room Twilio Video accepts: 1 to 128 characters, none of them a control character.
-pub(super) fn is_valid_room(room: &str) -> bool {
-    !room.is_empty() && room.chars().count() <= MAX_ROOM_CHARS && !crate::text::has_forbidden_chars(room)
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Part {

@@ -5,6 +5,7 @@
 //! where `video:room:<name>` asks for one room. Every value a grant leaves out comes from the
 //! policy, as with an empty JSON grant. No scope at all asks for the policy's defaults.
 
+use super::rooms::{ROOM_RULE, Room};
 use super::{RequestedGrants, TokenRequest, VideoRequest};
 
 /// What `scope` asks for, or why it cannot be read (a sentence for `invalid_scope`).
@@ -16,14 +17,17 @@ pub fn request_from_scope(scope: Option<&str>) -> Result<TokenRequest, String> {
     for item in scope.split(' ').filter(|item| !item.is_empty()) {
         let (name, room) = match item.split_once(':') {
             Some(("video", rest)) => match rest.strip_prefix("room:") {
-                Some(room) if !room.is_empty() => ("video", Some(room)),
+                Some(room) if !room.is_empty() => {
+                    let room = Room::parse(room).map_err(|_| format!("scope {item:?}: {ROOM_RULE}"))?;
+                    ("video", Some(room))
+                }
                 _ => return Err(format!("scope {item:?} is not video:room:<name>")),
             },
             Some(_) => return Err(unknown(item)),
             None => (item, None),
         };
         let taken = match name {
-            "video" => grants.video.replace(VideoRequest { room: room.map(str::to_owned) }).is_some(),
+            "video" => grants.video.replace(VideoRequest { room }).is_some(),
             "voice" => grants.voice.replace(Default::default()).is_some(),
             "chat" => grants.chat.replace(Default::default()).is_some(),
             "sync" => grants.sync.replace(Default::default()).is_some(),
@@ -49,7 +53,7 @@ mod tests {
     fn grants_and_a_room_are_read() {
         let request = request_from_scope(Some("video:room:standup  chat voice")).unwrap();
         let grants = request.grants.unwrap();
-        assert_eq!(grants.video.unwrap().room.as_deref(), Some("standup"));
+        assert_eq!(grants.video.unwrap().room.as_ref().map(|r| r.as_str()), Some("standup"));
         assert!(grants.chat.is_some() && grants.voice.is_some());
         assert!(grants.sync.is_none() && grants.task_router.is_none());
         assert!(request_from_scope(Some("video")).unwrap().grants.unwrap().video.unwrap().room.is_none());

@@ -158,14 +158,15 @@ fn roles_without_rules_are_refused_and_later_rules_are_tried() {
 }
 
 #[test]
-fn malformed_sids_and_empty_grants_are_400() {
+fn malformed_sids_cannot_be_requested_and_empty_grants_are_400() {
     let policy = app_policy();
     let alice = user("alice", &["user"]);
-    let bad_sid = request(r#"{"grants": {"chat": {"service_sid": "IS123"}}}"#);
-    assert_eq!(
-        policy.decide(&alice, &bad_sid),
-        Err(PolicyError::Invalid("chat.service_sid must be IS followed by 32 hexadecimal digits".into()))
-    );
+    // A SID of the wrong shape or kind never becomes a request: it fails as the body is read.
+    for bad in [r#""IS123""#, r#""AP11111111111111111111111111111111""#] {
+        let body = format!(r#"{{"grants": {{"chat": {{"service_sid": {bad}}}}}}}"#);
+        let err = serde_json::from_str::<TokenRequest>(&body).unwrap_err().to_string();
+        assert!(err.starts_with("must be IS followed by 32 hexadecimal digits"), "{err}");
+    }
     assert!(matches!(policy.decide(&alice, &request(r#"{"grants": {}}"#)), Err(PolicyError::Invalid(_))));
 }
 
@@ -366,8 +367,8 @@ mod properties {
             let Ok(decision) = decision else { return Ok(()) };
 
             let credentials = TwilioCredentials {
-                account_sid: "AC0123456789abcdef0123456789abcdef".into(),
-                api_key_sid: "SKfedcba9876543210fedcba9876543210".into(),
+                account_sid: crate::sid::Sid::parse("AC0123456789abcdef0123456789abcdef").unwrap(),
+                api_key_sid: crate::sid::Sid::parse("SKfedcba9876543210fedcba9876543210").unwrap(),
                 api_secret: SECRET.to_owned().into(),
             };
             let settings = TokenSettings { default_ttl_secs: 3600, region: None, nbf_backdate_secs: None };

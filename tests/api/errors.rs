@@ -24,7 +24,7 @@ async fn wrong_types_are_400() {
     let app = spawn_app().await;
     let session = session_token("alice", &["user"]);
     for (body, detail) in [
-        (json!({"ttl": "600"}), "ttl must be a whole number"),
+        (json!({"ttl": "600"}), "ttl: must be a whole number"),
         (json!({"grants": "video"}), "invalid type"),
         (json!({"grants": {"video": {"room": 5}}}), "invalid type"),
         (json!({"grants": {"voice": {"incoming": "yes"}}}), "invalid type"),
@@ -54,7 +54,7 @@ async fn ttl_out_of_range_is_400_and_above_the_cap_is_403_naming_it() {
     let session = session_token("alice", &["user"]);
     for ttl in [json!(0), json!(-5), json!(1.5), json!(86401)] {
         let response = app.post_token(Some(&session), Some(json!({"ttl": ttl}))).await;
-        assert_problem(response, 400, "ttl must be a whole number of seconds from 1 to 86400").await;
+        assert_problem(response, 400, "ttl: must be a whole number of seconds from 1 to 86400").await;
     }
     let over_cap = app.post_token(Some(&session), Some(json!({"ttl": 7200}))).await;
     assert_problem(over_cap, 403, "cap of 3600 seconds").await;
@@ -190,16 +190,19 @@ async fn rooms_and_grants_outside_the_policy_are_403() {
 }
 
 #[tokio::test]
-async fn sids_of_the_wrong_shape_are_400() {
+async fn sids_of_the_wrong_shape_or_kind_are_400_naming_the_field() {
     let app = spawn_app().await;
     let ok = |prefix: &str| format!("{prefix}{}", "1".repeat(32));
     let cases = [
-        (json!({"voice": {"outgoing": {"application_sid": ok("AC")}}}), "voice.outgoing.application_sid must be AP"),
-        (json!({"voice": {"push_credential_sid": "CR123"}}), "voice.push_credential_sid must be CR"),
-        (json!({"chat": {"service_sid": ok("IS") + "0"}}), "chat.service_sid must be IS"),
-        (json!({"sync": {"service_sid": "IS3333333333333333333333333333333g"}}), "sync.service_sid must be IS"),
-        (json!({"task_router": {"workspace_sid": ok("WK")}}), "task_router.workspace_sid must be WS"),
-        (json!({"task_router": {"worker_sid": ok("WS")}}), "task_router.worker_sid must be WK"),
+        (
+            json!({"voice": {"outgoing": {"application_sid": ok("AC")}}}),
+            "grants.voice.outgoing.application_sid: must be AP",
+        ),
+        (json!({"voice": {"push_credential_sid": "CR123"}}), "grants.voice.push_credential_sid: must be CR"),
+        (json!({"chat": {"service_sid": ok("IS") + "0"}}), "grants.chat.service_sid: must be IS"),
+        (json!({"sync": {"service_sid": "IS3333333333333333333333333333333g"}}), "grants.sync.service_sid: must be IS"),
+        (json!({"task_router": {"workspace_sid": ok("WK")}}), "grants.task_router.workspace_sid: must be WS"),
+        (json!({"task_router": {"worker_sid": ok("WS")}}), "grants.task_router.worker_sid: must be WK"),
     ];
     for (grants, detail) in cases {
         assert_problem(

@@ -66,8 +66,8 @@ fn every_vector_decodes_to_the_official_header_and_payload() {
         let input = &case["input"];
         let secret = input["secret"].as_str().unwrap();
         let credentials = TwilioCredentials {
-            account_sid: input["account_sid"].as_str().unwrap().into(),
-            api_key_sid: input["key_sid"].as_str().unwrap().into(),
+            account_sid: tokenmint::sid::Sid::parse(input["account_sid"].as_str().unwrap()).unwrap(),
+            api_key_sid: tokenmint::sid::Sid::parse(input["key_sid"].as_str().unwrap()).unwrap(),
             api_secret: SecretString::from(secret),
         };
         let settings = TokenSettings { default_ttl_secs: 3600, region: text(input, "region"), nbf_backdate_secs: None };
