@@ -37,7 +37,7 @@ fn bench_mint(c: &mut Criterion) {
         api_key_sid: tokenmint::sid::Sid::parse("SKfedcba9876543210fedcba9876543210").unwrap(),
         api_secret: SecretString::from(SECRET),
     };
-    let settings = TokenSettings { default_ttl_secs: 3600, region: None, nbf_backdate_secs: None };
+    let settings = TokenSettings { default_ttl_secs: 3600, region: None, nbf_backdate_secs: None, products: None };
     let minter = credentials.minter(&settings);
     let spec = spec();
 

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use crate::env::{EnvError, EnvVars};
 use crate::sid::{Account, ApiKey, Sid};
+use crate::token::GrantName;
 use crate::token::{TokenMinter, TokenSettings};
 
 /// The name policy rules use for the account of `TWILIO_*`.
@@ -209,6 +210,34 @@ impl Minters {
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Arc<TokenMinter>)> {
         std::iter::once((DEFAULT_ACCOUNT, &self.default))
             .chain(self.named.iter().map(|(name, minter)| (name.as_str(), minter)))
+    }
+}
+
+/// What one account's tokens can carry: the products Twilio offers in its region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountOffer {
+    /// [`DEFAULT_ACCOUNT`] or an `[accounts.<name>]` name.
+    pub name: String,
+    pub region: String,
+    /// Where the account's region and products are set: `token` or `accounts.<name>`.
+    pub key: String,
+    pub products: Vec<GrantName>,
+}
+
+impl AccountOffer {
+    /// Where `account`'s region and products are set.
+    pub fn settings_key(account: &str) -> String {
+        if account == DEFAULT_ACCOUNT { "token".to_owned() } else { format!("accounts.{account}") }
+    }
+
+    /// An account in us1, which has every product (for tests and examples).
+    pub fn us1(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            region: crate::token::DEFAULT_REGION.to_owned(),
+            key: Self::settings_key(name),
+            products: GrantName::ALL.to_vec(),
+        }
     }
 }
 

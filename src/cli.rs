@@ -168,7 +168,7 @@ async fn mint(
         tenant: None,
         source: PrincipalSource::ApiKey { name: "cli".into() },
     };
-    let request = TokenRequest { ttl, identity: None, grants };
+    let request = TokenRequest { ttl, grants, ..TokenRequest::default() };
     let (state, _) = runtime.into_state();
     let issued = state
         .issue(&principal, &request, Ipv4Addr::LOCALHOST.into(), &crate::ids::unique_hex(), unix_now())
@@ -243,14 +243,20 @@ fn check_config(config: Option<&Path>, dev: bool) -> anyhow::Result<()> {
     let accounts = std::iter::once((crate::accounts::DEFAULT_ACCOUNT, &runtime.credentials))
         .chain(runtime.accounts.iter().map(|(name, credentials)| (name.as_str(), credentials)));
     for (name, credentials) in accounts {
+        let token = settings.token_settings_for(name);
+        let products: Vec<&str> = token.products().unwrap_or_default().into_iter().map(|p| p.as_str()).collect();
         println!(
-            "  account {name:<8} {}  api key {}{}  region {}",
+            "  account {name:<8} {}  api key {}{}  region {} ({})",
             credentials.account_sid,
             credentials.api_key_sid,
             if credentials.is_placeholder() { " (PLACEHOLDER)" } else { "" },
-            settings.token_settings_for(name).region.as_deref().unwrap_or("(default)")
+            token.region.as_deref().unwrap_or(crate::token::DEFAULT_REGION),
+            products.join(", ")
         );
     }
+    println!(
+        "  api keys         must be Standard or Main keys: Twilio refuses tokens signed by a Restricted key (error 20160), which cannot be told apart offline"
+    );
     println!("  session issuers  {:?}", settings.auth.sessions.iter().map(|s| &s.issuer).collect::<Vec<_>>());
     let issuers = runtime.authenticator.describe_identities();
     if issuers.len() > 1 {

@@ -54,6 +54,8 @@ pub struct Issued {
     pub ttl: u32,
     pub expires_at: u64,
     pub grants: Vec<&'static str>,
+    /// The Twilio region the token is for, when its account has one: where SDKs should connect.
+    pub region: Option<String>,
 }
 
 impl App {
@@ -137,6 +139,7 @@ impl App {
             target: "audit",
             request_id,
             identity = %decision.spec.identity,
+            original_identity = decision.original_identity.as_deref(),
             subject = %principal.subject,
             principal = %principal.source,
             tenant = principal.tenant.as_deref(),
@@ -155,6 +158,7 @@ impl App {
             ttl: decision.spec.ttl_secs,
             expires_at: minted.expires_at,
             grants,
+            region: minter.region().map(str::to_owned),
         })
     }
 

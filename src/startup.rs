@@ -81,7 +81,9 @@ pub fn build_domain(settings: &Settings, env: &EnvVars, running: Option<Running<
             .map_err(|mut p| problems.append(&mut p))
             .ok(),
     };
-    let policy = Policy::from_settings(&settings.policy, settings.token.default_ttl_secs, &settings.account_names())
+    let (offers, mut offer_problems) = settings.account_offers();
+    problems.append(&mut offer_problems);
+    let policy = Policy::from_settings(&settings.policy, settings.token.default_ttl_secs, &offers)
         .map_err(|mut p| problems.append(&mut p))
         .ok();
     let limiter = match running {

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::accounts::AccountOffer;
+
 use crate::auth::AuthSettings;
 use crate::env::EnvVars;
 use crate::policy::PolicySettings;
@@ -114,6 +116,9 @@ pub struct AccountSettings {
     /// The account's Twilio region (`ie1`, `au1`, …), written as the `twr` header; unset: the
     /// default (us1).
     pub region: Option<String>,
+    /// The products Twilio offers in the region, when they differ from tokenmint's table (a
+    /// product Twilio has added there since); the default account's is `token.products`.
+    pub products: Option<Vec<crate::token::GrantName>>,
 }
 
 impl Settings {
@@ -149,8 +154,34 @@ impl Settings {
         let mut settings = self.token.clone();
         if let Some(named) = self.accounts.get(account) {
             settings.region = named.region.clone();
+            settings.products = named.products.clone();
         }
         settings
+    }
+
+    /// What each account's tokens can carry: the products Twilio offers in its region, and a
+    /// problem for each region the table lacks whose products are not listed. (Such an account
+    /// is taken to offer every product, so the policy's own problems are still all reported.)
+    pub fn account_offers(&self) -> (Vec<AccountOffer>, Vec<String>) {
+        let mut problems = Vec::new();
+        let mut offers = Vec::new();
+        for name in self.account_names() {
+            let settings = self.token_settings_for(name);
+            let region = settings.region.clone().unwrap_or_else(|| crate::token::DEFAULT_REGION.to_owned());
+            let key = AccountOffer::settings_key(name);
+            let products = settings.products().unwrap_or_else(|| {
+                // An implausible region has its own problem already.
+                if crate::token::region_problem("", &region).is_none() {
+                    problems.push(format!(
+                        "{key}.region {region:?} is not in tokenmint's table of Twilio regions ({}): list the products Twilio offers there, e.g. {key}.products = [\"voice\"]",
+                        crate::token::known_regions().collect::<Vec<_>>().join(", ")
+                    ));
+                }
+                crate::token::GrantName::ALL.to_vec()
+            });
+            offers.push(AccountOffer { name: name.to_owned(), region, key, products });
+        }
+        (offers, problems)
     }
 }
 

@@ -97,6 +97,7 @@ fn builder(
                 .list_separator(",")
                 .with_list_parse_key("server.trusted_proxies")
                 .with_list_parse_key("cors.allowed_origins")
+                .with_list_parse_key("token.products")
                 .source(Some(env.as_map().clone())),
         );
     }

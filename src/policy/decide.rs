@@ -2,13 +2,16 @@
 //! token spec it fills in. Nothing is widened: a request for anything outside a rule is refused
 //! with the reason.
 
-use super::compile::{ChatPolicy, Pin, Rule, TaskRouterPolicy, VideoPolicy};
+use super::compile::{ChatPolicy, Pin, PushByPlatform, Rule, TaskRouterPolicy, VideoPolicy, floor_reason};
 use super::request::check_request_shape;
 use super::rooms::{ROOM_RULE, Room};
-use super::settings::GrantName;
+use super::settings::{GrantName, IdentityEncoding, Platform};
 use super::*;
 use crate::auth::Principal;
-use crate::token::{self, ChatGrant, Grants, SyncGrant, TaskRouterGrant, TokenSpec, VideoGrant, VoiceGrant};
+use crate::sid::{PushCredential, Sid};
+use crate::token::{
+    self, ChatGrant, Grants, SyncGrant, TaskRouterGrant, TokenSpec, VideoGrant, VoiceGrant, VoiceIdentity,
+};
 
 impl Policy {
     /// Why a backend key with `roles` and `tenant` would never be served, if it would not: its
@@ -48,12 +51,12 @@ impl Policy {
         }
         // A named identity that Twilio would refuse is the caller's mistake (400); one that came
         // from a credential is not something the caller can fix in the request (403).
-        let unusable = |e: token::IdentityError| {
-            let message = format!("identity {identity:?} cannot be used: {e}");
+        let unusable = |reason: String| {
+            let message = format!("identity {identity:?} cannot be used: {reason}");
             if identity_from_request { PolicyError::Invalid(message) } else { PolicyError::Forbidden(message) }
         };
         if crate::text::has_forbidden_chars(identity) {
-            return Err(unusable(token::IdentityError::ControlCharacter));
+            return Err(unusable(token::IdentityError::ControlCharacter.to_string()));
         }
         let mut candidates =
             self.rules.iter().filter(|rule| rule.roles.iter().any(|r| principal.roles.contains(r))).peekable();
@@ -72,10 +75,35 @@ impl Policy {
                     continue;
                 }
             };
-            match rule.apply(identity, request, self.default_ttl_secs) {
+            // The identity the rule writes: as authenticated, or its voice-safe form. The deny
+            // list holds either.
+            let minted = match rule.identity_encoding {
+                IdentityEncoding::AsIs => std::borrow::Cow::Borrowed(identity),
+                IdentityEncoding::VoiceSafe => token::voice_safe(identity),
+            };
+            if self.denied_identities.contains(minted.as_ref()) {
+                return Err(PolicyError::Denied(DenyList::Identity));
+            }
+            match rule.apply(&minted, request) {
                 Ok(spec) => {
-                    token::check_identity(&spec.identity, &spec.grants).map_err(unusable)?;
-                    return Ok(Decision { spec, rule: rule.name.clone(), account: account.to_owned() });
+                    let voice = rule.voice.as_ref().map_or(VoiceIdentity::Documented, |v| v.identity);
+                    token::check_identity(&spec.identity, &spec.grants, voice).map_err(|e| {
+                        let fix = match e {
+                            token::IdentityError::NotVoiceSafe => format!(
+                                "; set identity_encoding = \"voice_safe\" on policy rule {:?} to mint its voice-safe form, or voice.allow_unsafe_identity = true to pass it on as it is",
+                                rule.name
+                            ),
+                            _ => String::new(),
+                        };
+                        unusable(format!("{e}{fix}"))
+                    })?;
+                    let original_identity = (minted != identity).then(|| identity.to_owned());
+                    return Ok(Decision {
+                        spec,
+                        rule: rule.name.clone(),
+                        account: account.to_owned(),
+                        original_identity,
+                    });
                 }
                 Err(refusal) => {
                     first_refusal.get_or_insert(refusal);
@@ -128,17 +156,7 @@ impl Rule {
         self.account_for(&principal, configured).is_ok()
     }
 
-    fn apply(&self, identity: &str, request: &TokenRequest, default_ttl_secs: u32) -> Result<TokenSpec, PolicyError> {
-        let ttl_secs = match request.ttl {
-            Some(ttl) if ttl > self.max_ttl_secs => {
-                return Err(PolicyError::Forbidden(format!(
-                    "ttl {ttl} exceeds the cap of {} seconds set by policy rule {:?}",
-                    self.max_ttl_secs, self.name
-                )));
-            }
-            Some(ttl) => ttl,
-            None => default_ttl_secs.min(self.max_ttl_secs),
-        };
+    fn apply(&self, identity: &str, request: &TokenRequest) -> Result<TokenSpec, PolicyError> {
         let defaults;
         let requested = match &request.grants {
             Some(grants) => grants,
@@ -149,13 +167,44 @@ impl Rule {
         };
         let grants = Grants {
             video: requested.video.as_ref().map(|v| self.video(identity, v)).transpose()?,
-            voice: requested.voice.as_ref().map(|v| self.voice(v)).transpose()?,
-            chat: requested.chat.as_ref().map(|c| self.chat(c)).transpose()?,
+            voice: requested.voice.as_ref().map(|v| self.voice(v, request.platform)).transpose()?,
+            chat: requested.chat.as_ref().map(|c| self.chat(c, request.platform)).transpose()?,
             sync: requested.sync.as_ref().map(|s| self.sync(s)).transpose()?,
             task_router: requested.task_router.as_ref().map(|t| self.task_router(t)).transpose()?,
             playback: None,
         };
+        let ttl_secs = self.ttl(request.ttl, &requested.names())?;
         Ok(TokenSpec { identity: identity.to_owned(), ttl_secs, grants, not_before: None })
+    }
+
+    /// The ttl of a token with `grants`: the one asked for, if the rule's cap and each grant's
+    /// floor allow it; else the shortest of the grants' defaults, never under the longest floor
+    /// among them (so chat with a short voice default still gets its 180 seconds).
+    fn ttl(&self, asked: Option<u32>, grants: &[GrantName]) -> Result<u32, PolicyError> {
+        let floor = grants.iter().map(|grant| (grant.min_ttl_secs(), *grant)).max();
+        match asked {
+            Some(ttl) if ttl > self.max_ttl_secs => Err(PolicyError::Forbidden(format!(
+                "ttl {ttl} exceeds the cap of {} seconds set by policy rule {:?}",
+                self.max_ttl_secs, self.name
+            ))),
+            Some(ttl) => match floor {
+                Some((floor, grant)) if ttl < floor => Err(PolicyError::Invalid(format!(
+                    "ttl {ttl} is under {floor} seconds, the floor for {grant} tokens{}",
+                    floor_reason(grant)
+                ))),
+                _ => Ok(ttl),
+            },
+            None => {
+                let default = self
+                    .default_ttls
+                    .iter()
+                    .filter(|(grant, _)| grants.contains(grant))
+                    .map(|(_, ttl)| *ttl)
+                    .min()
+                    .unwrap_or(self.max_ttl_secs);
+                Ok(default.max(floor.map_or(1, |(floor, _)| floor)).min(self.max_ttl_secs))
+            }
+        }
     }
 
     /// The request an empty body stands for: each default grant, asked for with no fields.
@@ -209,7 +258,7 @@ impl Rule {
         Ok(VideoGrant { room })
     }
 
-    fn voice(&self, request: &VoiceRequest) -> Result<VoiceGrant, PolicyError> {
+    fn voice(&self, request: &VoiceRequest, platform: Option<Platform>) -> Result<VoiceGrant, PolicyError> {
         let policy = self.section(&self.voice, "voice")?;
         let incoming_allow = match request.incoming {
             Some(true) if !policy.incoming => {
@@ -244,18 +293,19 @@ impl Rule {
             incoming_allow,
             outgoing_application_sid,
             outgoing_application_params,
-            push_credential_sid: resolve(
-                &self.name,
-                "voice.push_credential_sid",
-                &policy.push_credential,
+            push_credential_sid: self.push_credential(
+                "voice",
+                (&policy.push_credential, &policy.push_by_platform),
                 request.push_credential_sid.as_ref(),
+                platform,
             )?,
             endpoint_id: request.endpoint_id.as_ref().map(|id| id.as_str().to_owned()),
         })
     }
 
-    fn chat(&self, request: &ChatRequest) -> Result<ChatGrant, PolicyError> {
-        let ChatPolicy { service, push_credential, deployment_role } = self.section(&self.chat, "chat")?;
+    fn chat(&self, request: &ChatRequest, platform: Option<Platform>) -> Result<ChatGrant, PolicyError> {
+        let ChatPolicy { service, push_credential, push_by_platform, deployment_role } =
+            self.section(&self.chat, "chat")?;
         Ok(ChatGrant {
             service_sid: resolve(&self.name, "chat.service_sid", service, request.service_sid.as_ref())?,
             endpoint_id: request.endpoint_id.as_ref().map(|id| id.as_str().to_owned()),
@@ -265,13 +315,44 @@ impl Rule {
                 deployment_role,
                 request.deployment_role_sid.as_ref(),
             )?,
-            push_credential_sid: resolve(
-                &self.name,
-                "chat.push_credential_sid",
-                push_credential,
+            push_credential_sid: self.push_credential(
+                "chat",
+                (push_credential, push_by_platform),
                 request.push_credential_sid.as_ref(),
+                platform,
             )?,
         })
+    }
+
+    /// A grant's push credential: with a `platform` and a rule that maps platforms, that
+    /// platform's (the client never names a SID); otherwise the pinned or requested one.
+    fn push_credential(
+        &self,
+        grant: &str,
+        (pin, by_platform): (&Option<Pin<Sid<PushCredential>>>, &PushByPlatform),
+        requested: Option<&Sid<PushCredential>>,
+        platform: Option<Platform>,
+    ) -> Result<Option<String>, PolicyError> {
+        let field = format!("{grant}.push_credential_sid");
+        let Some(platform) = platform.filter(|_| !by_platform.is_empty()) else {
+            return resolve(&self.name, &field, pin, requested);
+        };
+        if requested.is_some() {
+            return Err(PolicyError::Invalid(format!(
+                "name the platform or {field}, not both: policy rule {:?} chooses the push credential by platform",
+                self.name
+            )));
+        }
+        match by_platform.iter().find(|(mapped, _)| *mapped == platform) {
+            Some((_, sid)) => Ok(Some(sid.as_str().to_owned())),
+            None => {
+                let mapped: Vec<&str> = by_platform.iter().map(|(p, _)| p.as_str()).collect();
+                Err(PolicyError::Forbidden(format!(
+                    "policy rule {:?} has no {grant} push credential for platform {platform} (it has {mapped:?})",
+                    self.name
+                )))
+            }
+        }
     }
 
     fn sync(&self, request: &SyncRequest) -> Result<SyncGrant, PolicyError> {

@@ -25,7 +25,8 @@ pub use request::{
 pub use rooms::RoomPattern;
 pub use scope::request_from_scope;
 pub use settings::{
-    ChatRule, DenySettings, GrantName, PolicySettings, RuleSettings, SyncRule, TaskRouterRule, VideoRule, VoiceRule,
+    ChatRule, DenySettings, GrantName, IdentityEncoding, Platform, PolicySettings, RuleSettings, SyncRule,
+    TaskRouterRule, VideoRule, VoiceRule,
 };
 
 use crate::token::TokenSpec;
@@ -74,6 +75,8 @@ pub struct Decision {
     pub rule: String,
     /// The Twilio account to sign with (`"default"` or an `[accounts.<name>]` name).
     pub account: String,
+    /// The identity as authenticated, when the rule minted another form of it (voice-safe).
+    pub original_identity: Option<String>,
 }
 
 /// The validated policy.
@@ -82,7 +85,6 @@ pub struct Policy {
     rules: Vec<Rule>,
     /// Every configured Twilio account name: a tenant naming one of them means that account.
     accounts: Vec<String>,
-    default_ttl_secs: u32,
     denied_identities: std::collections::HashSet<String>,
     denied_subjects: std::collections::HashSet<String>,
 }

@@ -12,16 +12,18 @@ use utoipa::ToSchema;
 
 use super::PolicyError;
 use super::rooms::Room;
+use super::settings::Platform;
 use crate::sid::{Application, PushCredential, Role, Service, Sid, Worker, Workspace};
 use crate::text::BoundedText;
-use crate::token::MAX_TTL_SECS;
+use crate::token::{GrantName, MAX_TTL_SECS};
 
 /// A token request. Every field is optional: an empty body asks for the policy's defaults.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     /// Lifetime in seconds, 1 to 86400; capped by the policy rule (a request above the cap is
-    /// refused, never shortened). Default: min(3600, the cap).
+    /// refused, never shortened) and at least each grant's floor (chat: 180). Default: the
+    /// shortest of the grants' defaults, never under the longest floor among them.
     #[serde(default, deserialize_with = "deserialize_ttl")]
     #[schema(minimum = 1, maximum = 86400, value_type = Option<u32>, example = 3600)]
     pub ttl: Option<u32>,
@@ -32,6 +34,10 @@ pub struct TokenRequest {
     /// The grants wanted; left out, the policy's default grants.
     #[serde(default, deserialize_with = "object")]
     pub grants: Option<RequestedGrants>,
+    /// The platform the client runs on (`ios`, `ios_sandbox`, `android`, `web`): a rule with
+    /// `push_credentials` gives the voice and chat grants that platform's push credential.
+    #[schema(nullable = false)]
+    pub platform: Option<Platform>,
 }
 
 /// The grants a client asks for, at least one. A field left out of a grant takes the policy's
@@ -124,6 +130,22 @@ pub struct TaskRouterRequest {
     pub worker_sid: Option<Sid<Worker>>,
     #[schema(value_type = Option<String>, min_length = 1, max_length = 256, pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub role: Option<Label>,
+}
+
+impl RequestedGrants {
+    /// The grants asked for.
+    pub fn names(&self) -> Vec<GrantName> {
+        [
+            (GrantName::Video, self.video.is_some()),
+            (GrantName::Voice, self.voice.is_some()),
+            (GrantName::Chat, self.chat.is_some()),
+            (GrantName::Sync, self.sync.is_some()),
+            (GrantName::TaskRouter, self.task_router.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, asked)| asked.then_some(name))
+        .collect()
+    }
 }
 
 /// A nested object: `null` or left out is `None`, and an array is refused. (A derived

@@ -38,7 +38,7 @@ pub fn request_from_scope(scope: Option<&str>) -> Result<TokenRequest, String> {
             return Err(format!("scope names {name} twice"));
         }
     }
-    Ok(TokenRequest { ttl: None, identity: None, grants: Some(grants) })
+    Ok(TokenRequest { grants: Some(grants), ..TokenRequest::default() })
 }
 
 fn unknown(item: &str) -> String {

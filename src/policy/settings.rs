@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::token::GrantName;
 use crate::token::MAX_TTL_SECS;
 
 /// The `[policy]` section of the configuration.
@@ -52,6 +53,11 @@ pub struct RuleSettings {
     pub accounts: Vec<String>,
     /// The grants an empty request receives; default: every grant the rule has.
     pub defaults: Option<Vec<GrantName>>,
+    /// `"voice_safe"`: every token of this rule carries the voice-safe form of the identity
+    /// (letters, digits and `_`: `alice@example.com` → `alice_example_com__<16 characters>`),
+    /// whatever its grants, so a user is one Twilio identity across tokens. Default `"as_is"`.
+    #[serde(default)]
+    pub identity_encoding: IdentityEncoding,
     pub video: Option<VideoRule>,
     pub voice: Option<VoiceRule>,
     pub chat: Option<ChatRule>,
@@ -63,14 +69,50 @@ fn max_ttl() -> u32 {
     MAX_TTL_SECS
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+/// The platform a client runs on, which decides its push credential: APNs VoIP for iOS (apps
+/// built for development use the sandbox), FCM for Android and web browsers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum GrantName {
-    Video,
-    Voice,
-    Chat,
-    Sync,
-    TaskRouter,
+pub enum Platform {
+    Ios,
+    IosSandbox,
+    Android,
+    Web,
+}
+
+impl Platform {
+    pub const ALL: [Platform; 4] = [Self::Ios, Self::IosSandbox, Self::Android, Self::Web];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ios => "ios",
+            Self::IosSandbox => "ios_sandbox",
+            Self::Android => "android",
+            Self::Web => "web",
+        }
+    }
+
+    /// The platform named `name`, as a form parameter names it.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|platform| platform.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for Platform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a rule writes the identity into its tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentityEncoding {
+    /// As authenticated (a voice grant then needs it in the Voice alphabet already).
+    #[default]
+    AsIs,
+    /// Mapped into the Voice alphabet ([`crate::token::voice_safe`]).
+    VoiceSafe,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -81,6 +123,8 @@ pub struct VideoRule {
     pub rooms: Vec<String>,
     /// The room given when the client names none (a pattern without `*`).
     pub default_room: Option<String>,
+    /// The ttl of a video token whose request names none (see [`RuleSettings`]'s ttl notes).
+    pub default_ttl_secs: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -95,6 +139,15 @@ pub struct VoiceRule {
     #[serde(default)]
     pub outgoing_params: bool,
     pub push_credential_sid: Option<String>,
+    /// A push credential per client platform (`ios`, `ios_sandbox`, `android`, `web`), chosen
+    /// by the request's `platform`; instead of `push_credential_sid`.
+    pub push_credentials: Option<std::collections::BTreeMap<Platform, String>>,
+    /// Mint voice grants for identities outside Twilio's documented Voice alphabet (letters,
+    /// digits, `_`, at most 121), as they are. Off: such an identity gets no voice grant unless
+    /// the rule's `identity_encoding` is `"voice_safe"`.
+    #[serde(default)]
+    pub allow_unsafe_identity: bool,
+    pub default_ttl_secs: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -102,13 +155,18 @@ pub struct VoiceRule {
 pub struct ChatRule {
     pub service_sid: Option<String>,
     pub push_credential_sid: Option<String>,
+    /// A push credential per client platform, as for voice.
+    pub push_credentials: Option<std::collections::BTreeMap<Platform, String>>,
     pub deployment_role_sid: Option<String>,
+    /// At least 180: Conversations SDKs warn three minutes before a token expires.
+    pub default_ttl_secs: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyncRule {
     pub service_sid: Option<String>,
+    pub default_ttl_secs: Option<u32>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -118,4 +176,5 @@ pub struct TaskRouterRule {
     pub worker_sid: Option<String>,
     /// The worker's TaskRouter role, or `"*"` to let the client name it.
     pub role: Option<String>,
+    pub default_ttl_secs: Option<u32>,
 }

@@ -13,7 +13,12 @@ fn policy(toml_rules: &str) -> Policy {
         policy: PolicySettings,
     }
     let wrapper: Wrapper = toml_from_str(toml_rules);
-    Policy::from_settings(&wrapper.policy, 3600, &["default", "eu", "us"]).expect("valid policy")
+    Policy::from_settings(&wrapper.policy, 3600, &us1(&["default", "eu", "us"])).expect("valid policy")
+}
+
+/// Accounts in us1, which has every product.
+fn us1(names: &[&str]) -> Vec<crate::accounts::AccountOffer> {
+    names.iter().map(|name| crate::accounts::AccountOffer::us1(name)).collect()
 }
 
 fn toml_from_str<T: serde::de::DeserializeOwned>(text: &str) -> T {
@@ -186,7 +191,7 @@ fn configuration_problems_are_all_reported() {
     )
     .remove("policy")
     .unwrap();
-    let problems = Policy::from_settings(&settings, 3600, &["default"]).unwrap_err();
+    let problems = Policy::from_settings(&settings, 3600, &us1(&["default"])).unwrap_err();
     for expected in ["roles is empty", "max_ttl_secs", "defaults names Sync", "chat.service_sid"] {
         assert!(problems.iter().any(|p| p.contains(expected)), "{expected} in {problems:?}");
     }
@@ -287,7 +292,7 @@ fn a_rule_may_only_name_configured_accounts() {
     )
     .remove("policy")
     .unwrap();
-    let problems = Policy::from_settings(&settings, 3600, &["default", "eu"]).unwrap_err();
+    let problems = Policy::from_settings(&settings, 3600, &us1(&["default", "eu"])).unwrap_err();
     assert!(problems[0].contains("\"apac\", which is not configured") && problems[0].contains("TWILIO_APAC_"));
 }
 
@@ -309,9 +314,11 @@ mod properties {
     const ROOMS: [&str; 8] = ["standup", "user-alice", "user-bob", "team-x", "team-", "other", "*", "standup2"];
 
     /// What the "users" rule allows, restated: rooms standup, user-alice (alice's own) and
-    /// team-*; ttl up to 3600; video, voice and chat but never sync; at least one grant.
+    /// team-*; ttl up to 3600, and at least 180 with chat (the defaults have chat); video, voice
+    /// and chat but never sync; at least one grant.
     fn allowed(ttl: Option<u32>, grants: &Option<(Option<Option<&str>>, bool, bool, bool)>) -> bool {
-        let ttl_ok = ttl.is_none_or(|t| t <= 3600);
+        let has_chat = grants.as_ref().is_none_or(|(_, _, chat, _)| *chat);
+        let ttl_ok = ttl.is_none_or(|t| t <= 3600 && (!has_chat || t >= 180));
         let grants_ok = match grants {
             None => true,
             Some((video, voice, chat, sync)) => {
@@ -371,7 +378,7 @@ mod properties {
                 api_key_sid: crate::sid::Sid::parse("SKfedcba9876543210fedcba9876543210").unwrap(),
                 api_secret: SECRET.to_owned().into(),
             };
-            let settings = TokenSettings { default_ttl_secs: 3600, region: None, nbf_backdate_secs: None };
+            let settings = TokenSettings { default_ttl_secs: 3600, region: None, nbf_backdate_secs: None, products: None };
             let minted = credentials.minter(&settings).mint(&decision.spec, 1_800_000_000).unwrap();
             let payload = verify(secrecy::ExposeSecret::expose_secret(&minted.token));
             let carried = payload["grants"].as_object().unwrap();
@@ -423,7 +430,7 @@ fn a_default_room_that_can_never_be_valid_is_a_configuration_error() {
     let wrapper: Wrapper = toml_from_str(&format!(
         "[[policy.rules]]\nname = \"r\"\nroles = [\"user\"]\nvideo = {{ rooms = [\"*\"], default_room = \"{long}-{{identity}}\" }}\n"
     ));
-    let problems = Policy::from_settings(&wrapper.policy, 3600, &["default"]).unwrap_err();
+    let problems = Policy::from_settings(&wrapper.policy, 3600, &us1(&["default"])).unwrap_err();
     assert!(problems[0].contains("video.default_room is not a valid room name"), "{problems:?}");
 }
 

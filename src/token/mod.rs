@@ -6,6 +6,8 @@
 //! `grants`. The clock is read by the caller, once per token, and passed in as `issued_at`.
 
 mod grants;
+mod identity;
+mod regions;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -15,9 +17,9 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-pub use grants::{
-    ChatGrant, Grants, IdentityError, SyncGrant, TaskRouterGrant, VideoGrant, VoiceGrant, check_identity,
-};
+pub use grants::{ChatGrant, GrantName, Grants, MIN_CHAT_TTL_SECS, SyncGrant, TaskRouterGrant, VideoGrant, VoiceGrant};
+pub use identity::{IdentityError, MAX_VOICE_IDENTITY, VoiceIdentity, check_identity, is_voice_safe, voice_safe};
+pub use regions::{DEFAULT_REGION, known_regions, products_in, region_problem};
 
 /// The longest ttl Twilio accepts (error 20157 beyond it).
 pub const MAX_TTL_SECS: u32 = 86_400;
@@ -37,9 +39,20 @@ pub struct TokenSettings {
     /// When set, tokens carry `nbf = iat - nbf_backdate_secs`. Unset by default: a phone whose
     /// clock runs behind rejects a token that is "not valid yet".
     pub nbf_backdate_secs: Option<u32>,
+    /// The products Twilio offers in `region`, when they differ from tokenmint's table
+    /// ([`products_in`]): for a region Twilio has added a product to, or one the table lacks.
+    #[serde(default)]
+    pub products: Option<Vec<GrantName>>,
 }
 
 impl TokenSettings {
+    /// The products Twilio offers where these tokens are used: the operator's list, else the
+    /// table's for the region (`us1` when none is set); `None` for a region the table lacks.
+    pub fn products(&self) -> Option<Vec<GrantName>> {
+        let region = self.region.as_deref().unwrap_or(DEFAULT_REGION);
+        self.products.clone().or_else(|| products_in(region).map(<[GrantName]>::to_vec))
+    }
+
     /// Every problem with this section, as sentences naming the key.
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
@@ -52,13 +65,6 @@ impl TokenSettings {
         }));
         problems
     }
-}
-
-/// Why `region` (set at `key`) is not a Twilio region, if it is not.
-pub fn region_problem(key: &str, region: &str) -> Option<String> {
-    let b = region.as_bytes();
-    let plausible = b.len() >= 3 && b.len() <= 8 && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    (!plausible).then(|| format!("{key} {region:?} is not a Twilio region such as \"us1\", \"ie1\" or \"au1\""))
 }
 
 /// What to put in one token. The policy decides it; nothing here widens it.
@@ -151,6 +157,7 @@ pub struct TokenMinter {
     /// HMAC-SHA256 keyed with the API key secret. (No `Debug`: it is as good as the secret.)
     mac: Hmac<Sha256>,
     nbf_backdate_secs: Option<u32>,
+    region: Option<String>,
 }
 
 impl TokenMinter {
@@ -166,7 +173,13 @@ impl TokenMinter {
             header_segment,
             mac: Hmac::new_from_slice(secret.expose_secret().as_bytes()).expect("HMAC takes a key of any length"),
             nbf_backdate_secs: settings.nbf_backdate_secs,
+            region: settings.region.clone(),
         }
+    }
+
+    /// The region written into the tokens (`twr`), if any: where clients should connect.
+    pub fn region(&self) -> Option<&str> {
+        self.region.as_deref()
     }
 
     /// The API key SID tokens are signed with (their `iss`).
@@ -193,7 +206,9 @@ impl TokenMinter {
         if spec.grants.is_empty() {
             return Err(TokenError::NoGrants);
         }
-        check_identity(&spec.identity, &spec.grants)?;
+        // The policy has applied the Voice alphabet where the operator wants it; here only what
+        // Twilio refuses at mint time.
+        check_identity(&spec.identity, &spec.grants, VoiceIdentity::Unchecked)?;
         let jti = format!("{}-{issued_at}-{jti_suffix}", self.key_sid);
         let expires_at = issued_at + u64::from(spec.ttl_secs);
         let claims = Claims {
@@ -232,8 +247,12 @@ mod tests {
     use super::*;
 
     fn minter(region: Option<&str>) -> TokenMinter {
-        let settings =
-            TokenSettings { default_ttl_secs: 3600, region: region.map(str::to_owned), nbf_backdate_secs: None };
+        let settings = TokenSettings {
+            default_ttl_secs: 3600,
+            region: region.map(str::to_owned),
+            nbf_backdate_secs: None,
+            products: None,
+        };
         TokenMinter::new(
             "AC0123456789abcdef0123456789abcdef",
             "SKfedcba9876543210fedcba9876543210",

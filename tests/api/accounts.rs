@@ -39,13 +39,13 @@ region = "ie1"
 name = "eu-users"
 roles = ["eu-user"]
 accounts = ["eu"]
-video = {{ rooms = ["*"] }}
+chat = {{ service_sid = "IS33333333333333333333333333333333" }}
 
 [[policy.rules]]
 name = "by-tenant"
 roles = ["tenant-backend"]
 accounts = ["default", "eu"]
-video = {{ rooms = ["*"] }}
+chat = {{ service_sid = "IS33333333333333333333333333333333" }}
 
 [[auth.api_keys]]
 name = "eu-backend"
@@ -99,7 +99,7 @@ tenant = "eu"
         let url = format!("http://{}/v1/tokens", running.addr);
         async move {
             let response =
-                client.post(url).bearer_auth(credential).json(&json!({"grants": {"video": {}}})).send().await.unwrap();
+                client.post(url).bearer_auth(credential).json(&json!({"grants": {"chat": {}}})).send().await.unwrap();
             let status = response.status().as_u16();
             (status, response.json::<Value>().await.unwrap())
         }
@@ -111,11 +111,13 @@ tenant = "eu"
     let (header, payload) = verify_token(body["token"].as_str().unwrap(), API_SECRET);
     assert_eq!((payload["iss"].as_str(), payload["sub"].as_str()), (Some(KEY_SID), Some(ACCOUNT_SID)));
     assert!(header.get("twr").is_none());
+    assert!(body.get("region").is_none(), "no region for the default one: {body}");
     let (status, body) = mint(session_token("amelie", &["eu-user"])).await;
     assert_eq!(status, 200, "{body}");
     let (header, payload) = verify_token(body["token"].as_str().unwrap(), EU_SECRET);
     assert_eq!((payload["iss"].as_str(), payload["sub"].as_str()), (Some(EU_KEY), Some(EU_ACCOUNT)));
     assert_eq!(header["twr"], "ie1");
+    assert_eq!(body["region"], "ie1", "the client is told where to connect");
 
     // A rule over several accounts: the backend key's tenant picks; no tenant, no token.
     let (status, body) = mint(EU_BACKEND.into()).await;

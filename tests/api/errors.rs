@@ -168,7 +168,7 @@ async fn identities_twilio_would_refuse_are_refused() {
     assert_problem(control, 400, "control character").await;
     let spaced =
         app.post_token(Some(&session_token("alice smith", &["user"])), Some(json!({"grants": {"voice": {}}}))).await;
-    assert_problem(spaced, 403, "space").await;
+    assert_problem(spaced, 403, "letters, digits and _").await;
     let empty = app.post_token(Some(BACKEND_KEY), Some(json!({"identity": "", "grants": {"chat": {}}}))).await;
     assert_problem(empty, 400, "empty").await;
 }

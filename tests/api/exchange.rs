@@ -10,20 +10,6 @@ const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
 const JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
 
-fn form(pairs: &[(&str, &str)]) -> String {
-    form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish()
-}
-
-async fn exchange(app: &TestApp, body: String) -> reqwest::Response {
-    app.client
-        .post(app.url("/oauth2/token"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-}
-
 /// Asserts an RFC 6749 error with `status` and `code`, and returns its description.
 async fn assert_oauth_error(response: reqwest::Response, status: u16, code: &str) -> String {
     assert_eq!(response.status(), status);

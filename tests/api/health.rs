@@ -50,5 +50,9 @@ async fn openapi_describes_the_token_endpoint_and_its_errors() {
     }
     assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
     let request_fields = schemas["TokenRequest"]["properties"].as_object().unwrap();
-    assert_eq!(request_fields.keys().collect::<Vec<_>>(), ["grants", "identity", "ttl"]);
+    assert_eq!(request_fields.keys().collect::<Vec<_>>(), ["grants", "identity", "platform", "ttl"]);
+    assert_eq!(schemas["Platform"]["enum"], serde_json::json!(["ios", "ios_sandbox", "android", "web"]));
+    assert!(schemas["TokenResponse"]["properties"]["region"].is_object());
+    assert!(schemas["ExchangeResponse"]["properties"]["region"].is_object());
+    assert!(schemas["ExchangeForm"]["properties"]["platform"].is_object());
 }

@@ -5,6 +5,7 @@
 mod accounts;
 mod cli;
 mod client_address;
+mod conformance;
 mod container;
 mod deny;
 mod drain;

@@ -108,11 +108,18 @@ async fn a_backend_key_without_an_identity_mints_for_itself() {
 
 #[tokio::test]
 async fn a_region_adds_the_twr_header_and_nbf_is_written_only_when_configured() {
-    let app =
-        spawn_app_with(&[("TOKENMINT__TOKEN__REGION", "ie1"), ("TOKENMINT__TOKEN__NBF_BACKDATE_SECS", "60")]).await;
+    // The test rules have video and sync, which Twilio offers in US1 only: the operator lists
+    // the products (as when Twilio adds one to a region).
+    let app = spawn_app_with(&[
+        ("TOKENMINT__TOKEN__REGION", "ie1"),
+        ("TOKENMINT__TOKEN__PRODUCTS", "voice,video,chat,sync,task_router"),
+        ("TOKENMINT__TOKEN__NBF_BACKDATE_SECS", "60"),
+    ])
+    .await;
     let body = app.mint_ok(&session_token("alice", &["user"]), None).await;
     let (header, payload) = verify_token(body["token"].as_str().unwrap(), API_SECRET);
     assert_eq!(header["twr"], "ie1");
+    assert_eq!(body["region"], "ie1", "the answer says where to connect");
     assert_eq!(payload["nbf"].as_u64().unwrap(), payload["iat"].as_u64().unwrap() - 60);
 }
 

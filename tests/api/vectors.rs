@@ -70,7 +70,12 @@ fn every_vector_decodes_to_the_official_header_and_payload() {
             api_key_sid: tokenmint::sid::Sid::parse(input["key_sid"].as_str().unwrap()).unwrap(),
             api_secret: SecretString::from(secret),
         };
-        let settings = TokenSettings { default_ttl_secs: 3600, region: text(input, "region"), nbf_backdate_secs: None };
+        let settings = TokenSettings {
+            default_ttl_secs: 3600,
+            region: text(input, "region"),
+            nbf_backdate_secs: None,
+            products: None,
+        };
         let spec = TokenSpec {
             identity: input["identity"].as_str().unwrap().into(),
             ttl_secs: input["ttl"].as_u64().unwrap() as u32,

@@ -20,7 +20,7 @@ use crate::auth::Accepted;
 use crate::http::ClientIp;
 use crate::http::error::{ApiError, OAuthError, OAuthErrorBody, with_rate_limit_fields};
 use crate::http::layers::request_id;
-use crate::policy::request_from_scope;
+use crate::policy::{Platform, TokenRequest, request_from_scope};
 use crate::ratelimit::RateLimitFields;
 use crate::token::unix_now;
 
@@ -56,6 +56,10 @@ pub struct ExchangeForm {
     /// counts as left out (RFC 6749 §3.1).
     #[schema(pattern = "^(urn:ietf:params:oauth:token-type:jwt)?$", nullable = false)]
     pub requested_token_type: Option<String>,
+    /// The platform the client runs on (`ios`, `ios_sandbox`, `android`, `web`): a rule with
+    /// `push_credentials` gives the voice and chat grants that platform's push credential.
+    #[schema(value_type = Option<Platform>, nullable = false)]
+    pub platform: Option<Platform>,
 }
 
 /// RFC 8693's answer.
@@ -74,6 +78,10 @@ pub struct ExchangeResponse {
     /// The grants the token carries, in the `scope` syntax.
     #[schema(example = "video chat")]
     pub scope: String,
+    /// The Twilio region the token is for; left out for the default region (us1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "ie1", nullable = false)]
+    pub region: Option<String>,
 }
 
 #[utoipa::path(
@@ -110,7 +118,7 @@ async fn answer(
         Err(e) => return (e.into_response(), None),
     };
     let request = match request_from_scope(form.scope.as_deref()) {
-        Ok(request) => request,
+        Ok(request) => TokenRequest { platform: form.platform, ..request },
         Err(reason) => return (OAuthError::InvalidScope(reason).into_response(), None),
     };
     let request_id = request_id(headers);
@@ -126,6 +134,7 @@ async fn answer(
                 token_type: "N_A",
                 expires_in: issued.ttl,
                 scope: issued.grants.join(" "),
+                region: issued.region,
             };
             ([(PRAGMA, HeaderValue::from_static("no-cache"))], Json(body)).into_response()
         }
@@ -158,8 +167,9 @@ fn read_form(
             "the body must be form-encoded, sent with Content-Type: application/x-www-form-urlencoded",
         ));
     }
-    let mut values: [Option<String>; 5] = Default::default();
-    const NAMES: [&str; 5] = ["grant_type", "subject_token", "subject_token_type", "scope", "requested_token_type"];
+    let mut values: [Option<String>; 6] = Default::default();
+    const NAMES: [&str; 6] =
+        ["grant_type", "subject_token", "subject_token_type", "scope", "requested_token_type", "platform"];
     for (name, value) in form_urlencoded::parse(&body) {
         // RFC 6749 §3.1: a parameter sent without a value is treated as if it were left out.
         if value.is_empty() {
@@ -173,7 +183,7 @@ fn read_form(
             return Err(bad_request("delegation (actor_token) is not supported"));
         }
     }
-    let [grant_type, subject_token, subject_token_type, scope, requested_token_type] = values;
+    let [grant_type, subject_token, subject_token_type, scope, requested_token_type, platform] = values;
     let required = |value: Option<String>, name: &str| value.ok_or_else(|| bad_request(&format!("{name} is missing")));
     let grant_type = required(grant_type, "grant_type")?;
     if grant_type != TOKEN_EXCHANGE {
@@ -187,7 +197,15 @@ fn read_form(
     if requested_token_type.as_deref().is_some_and(|t| t != JWT) {
         return Err(bad_request(&format!("requested_token_type can only be {JWT}")));
     }
-    Ok(ExchangeForm { grant_type, subject_token, subject_token_type, scope, requested_token_type })
+    let platform = platform
+        .map(|name| {
+            Platform::parse(&name).ok_or_else(|| {
+                let known: Vec<&str> = Platform::ALL.iter().map(|p| p.as_str()).collect();
+                bad_request(&format!("platform must be one of {}", known.join(", ")))
+            })
+        })
+        .transpose()?;
+    Ok(ExchangeForm { grant_type, subject_token, subject_token_type, scope, requested_token_type, platform })
 }
 
 fn bad_request(reason: &str) -> OAuthError {

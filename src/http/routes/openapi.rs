@@ -11,8 +11,8 @@ use utoipa::{Modify, OpenApi};
 use super::{exchange, health, tokens};
 use crate::http::error::{OAuthErrorBody, Problem};
 use crate::policy::{
-    ChatRequest, OutgoingRequest, RequestedGrants, SyncRequest, TaskRouterRequest, TokenRequest, VideoRequest,
-    VoiceRequest,
+    ChatRequest, OutgoingRequest, Platform, RequestedGrants, SyncRequest, TaskRouterRequest, TokenRequest,
+    VideoRequest, VoiceRequest,
 };
 
 #[derive(OpenApi)]
@@ -21,7 +21,7 @@ use crate::policy::{
     paths(tokens::mint_token, exchange::exchange, health::livez, health::readyz),
     components(schemas(
         TokenRequest, RequestedGrants, VideoRequest, VoiceRequest, OutgoingRequest, ChatRequest, SyncRequest,
-        TaskRouterRequest, tokens::TokenResponse, exchange::ExchangeForm, exchange::ExchangeResponse, health::Status,
+        TaskRouterRequest, Platform, tokens::TokenResponse, exchange::ExchangeForm, exchange::ExchangeResponse, health::Status,
         Problem, OAuthErrorBody
     )),
     modifiers(&BearerAuth, &TokenBodyShape)

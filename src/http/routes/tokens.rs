@@ -21,7 +21,8 @@ use crate::token::{rfc3339, unix_now};
 pub struct TokenResponse {
     /// The Twilio Access Token, for the client SDK.
     pub token: String,
-    /// The identity the token carries.
+    /// The identity the token carries: the one Twilio will know the user by (a rule with
+    /// `identity_encoding = "voice_safe"` writes the voice-safe form of the authenticated one).
     #[schema(example = "alice")]
     pub identity: String,
     /// Lifetime in seconds.
@@ -33,6 +34,11 @@ pub struct TokenResponse {
     /// The grants it carries.
     #[schema(example = json!(["video"]))]
     pub grants: Vec<&'static str>,
+    /// The Twilio region the token is for (configure the SDK's edge or region with it); left
+    /// out for the default region (us1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "ie1", nullable = false)]
+    pub region: Option<String>,
 }
 
 #[utoipa::path(
@@ -41,9 +47,9 @@ pub struct TokenResponse {
     request_body(content = TokenRequest, description = "What to mint; an empty body asks for the policy's defaults"),
     responses(
         (status = 200, description = "Minted (sent with Cache-Control: no-store)", body = TokenResponse),
-        (status = 400, description = "Malformed JSON or field", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON or field (the detail names its path), an unknown platform, a ttl under a grant's floor (chat: 180 s), or a named identity Twilio would refuse (for voice: letters, digits and _ only)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or invalid credential", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "The policy does not allow this grant, room, identity or ttl", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The policy does not allow this grant, room, identity, ttl or platform, or the credential's identity is one Twilio would refuse for a grant (the detail names the rule and the fix)", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body larger than the limit", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Rate limited (with Retry-After, RateLimit and RateLimit-Policy)", body = Problem, content_type = "application/problem+json"),
@@ -65,5 +71,6 @@ pub async fn mint_token(
         ttl: issued.ttl,
         expires_at: rfc3339(issued.expires_at),
         grants: issued.grants,
+        region: issued.region,
     }))
 }

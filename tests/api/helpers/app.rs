@@ -140,6 +140,22 @@ impl TestApp {
     }
 }
 
+/// A form-encoded body of `pairs`.
+pub fn form(pairs: &[(&str, &str)]) -> String {
+    form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish()
+}
+
+/// POST /oauth2/token with a form-encoded `body` (see [`form`]).
+pub async fn exchange(app: &TestApp, body: String) -> reqwest::Response {
+    app.client
+        .post(app.url("/oauth2/token"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Asserts a problem+json response with `status` whose detail contains `detail`.
 pub async fn assert_problem(response: reqwest::Response, status: u16, detail: &str) -> Value {
     assert_eq!(response.status(), status);
