@@ -14,7 +14,7 @@ use crate::accounts::{API_SECRET_VAR, TwilioCredentials};
 use crate::auth::{Principal, PrincipalSource};
 use crate::config::{ConfigSource, Settings};
 use crate::env::EnvVars;
-use crate::policy::{RequestedGrants, TokenRequest};
+use crate::policy::{Platform, RequestedGrants, TokenRequest};
 use crate::reload::Reloader;
 use crate::startup::{Application, Runtime};
 use crate::token::{rfc3339, unix_now};
@@ -54,6 +54,10 @@ pub enum Command {
         /// The grants as JSON, as in the API body, e.g. '{"video":{"room":"standup"}}'.
         #[arg(long)]
         grants: Option<String>,
+        /// The client's platform (ios, ios_sandbox, android, web): picks the push credential
+        /// where the rule maps one.
+        #[arg(long)]
+        platform: Option<String>,
     },
     /// Show a token's header and payload, and verify it when a secret is available
     /// (TWILIO_API_SECRET, TWILIO_API_SECRET_FILE or --secret-file).
@@ -81,8 +85,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = cli.config.as_deref();
     match cli.command.unwrap_or(Command::Serve { dev: false }) {
         Command::Serve { dev } => serve(config, dev).await,
-        Command::Mint { dev, identity, roles, ttl, grants } => {
-            mint(config, dev, identity, roles, ttl, grants.as_deref()).await
+        Command::Mint { dev, identity, roles, ttl, grants, platform } => {
+            mint(config, dev, identity, roles, ttl, grants.as_deref(), platform.as_deref()).await
         }
         Command::Decode { token, secret_file } => decode(&token, secret_file.as_deref()),
         Command::CheckConfig { dev } => check_config(config, dev),
@@ -123,7 +127,7 @@ async fn serve(config: Option<&Path>, dev: bool) -> anyhow::Result<()> {
     let _log = crate::telemetry::init(&runtime.settings.log).map_err(|e| anyhow!(e))?;
     let placeholder = runtime.credentials.is_placeholder();
     let reloader = Reloader::new(source(config, dev), &runtime);
-    let dev_session = dev.then(|| runtime.authenticator.dev_session_token("dev-user", &["dev"], 24 * 3600)).flatten();
+    let dev_session = dev.then(|| runtime.authenticator.dev_session_token("dev_user", &["dev"], 24 * 3600)).flatten();
     let app = Application::build(runtime).await?;
     if let Some(session) = dev_session {
         eprintln!("{}", crate::dev::banner(app.public_addr(), &session, placeholder));
@@ -146,8 +150,14 @@ async fn mint(
     mut roles: Vec<String>,
     ttl: Option<u32>,
     grants: Option<&str>,
+    platform: Option<&str>,
 ) -> anyhow::Result<()> {
     let runtime = load(config, dev)?;
+    let platform = platform
+        .map(|name| {
+            Platform::parse(name).ok_or_else(|| anyhow!("--platform must be one of ios, ios_sandbox, android, web"))
+        })
+        .transpose()?;
     if roles.is_empty() {
         if !dev {
             bail!("name the roles to mint as with --role (they select the policy rule)");
@@ -168,7 +178,7 @@ async fn mint(
         tenant: None,
         source: PrincipalSource::ApiKey { name: "cli".into() },
     };
-    let request = TokenRequest { ttl, grants, ..TokenRequest::default() };
+    let request = TokenRequest { ttl, grants, platform, ..TokenRequest::default() };
     let (state, _) = runtime.into_state();
     let issued = state
         .issue(&principal, &request, Ipv4Addr::LOCALHOST.into(), &crate::ids::unique_hex(), unix_now())

@@ -32,7 +32,7 @@ pub fn banner(public: std::net::SocketAddr, session: &str, placeholder_credentia
     };
     format!(
         "\ntokenmint is running in DEV mode on http://{public} (not for production){warning}\n\
-         A dev session for identity \"dev-user\" (valid 24 h). Try:\n\n  \
+         A dev session for identity \"dev_user\" (valid 24 h). Try:\n\n  \
          curl -s -X POST http://{public}/v1/tokens \\\n    \
          -H 'Authorization: Bearer {session}' \\\n    \
          -H 'Content-Type: application/json' \\\n    \

@@ -298,3 +298,19 @@ voice = { incoming = true, push_credential_sid = "*", push_credentials = { ios =
     );
     assert!(stderr.contains("(both): voice.push_credentials.android must be CR followed by 32 hexadecimal digits"));
 }
+
+#[test]
+fn tokenmint_mint_takes_the_platform_too() {
+    let config = std::env::temp_dir().join(format!("tokenmint-mint-platform-{}.toml", std::process::id()));
+    std::fs::write(&config, std::fs::read_to_string(repo_path("config/test.toml")).unwrap() + RULES).unwrap();
+    let env = test_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let config = config.to_str().unwrap();
+    let args = ["mint", "--config", config, "--identity", "pat", "--role", "mobile", "--grants", r#"{"voice":{}}"#];
+    let (ok, stdout, stderr) = run_binary(&[&args[..], &["--platform", "android"]].concat(), &env);
+    assert!(ok, "{stderr}");
+    let grants = decode_token(stdout.trim()).1["grants"].clone();
+    assert_eq!(grants["voice"]["push_credential_sid"], CR_ANDROID);
+    let (ok, _, stderr) = run_binary(&[&args[..], &["--platform", "symbian"]].concat(), &env);
+    assert!(!ok && stderr.contains("--platform must be one of ios, ios_sandbox, android, web"), "{stderr}");
+}
