@@ -282,6 +282,9 @@ fn check_config(config: Option<&Path>, dev: bool) -> anyhow::Result<()> {
             println!("  warning: {warning}");
         }
     }
+    for warning in runtime.policy.voice_prefix_warnings(&runtime.authenticator.identity_prefixes()) {
+        println!("  warning: {warning}");
+    }
     println!("  cors origins     {:?}", settings.cors.allowed_origins);
     println!("  rate limits      {}", runtime.limiter.store_status().label());
     Ok(())

@@ -159,6 +159,11 @@ impl IdentityRule {
 
     /// How identities are made, for `check-config`: e.g. `"google:" + {sub}, requires
     /// email_verified = true`.
+    /// What every identity from this issuer begins with.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     pub fn describe(&self) -> String {
         let mut text = match &self.source {
             Source::Claim(path) => format!("{{{path}}}"),

@@ -356,6 +356,14 @@ impl Authenticator {
             .collect()
     }
 
+    /// Each issuer with the prefix all its identities begin with, for `check-config`.
+    pub fn identity_prefixes(&self) -> Vec<(String, String)> {
+        Self::identity_rules(&self.sessions, &self.providers)
+            .into_iter()
+            .map(|(issuer, rule)| (issuer.to_owned(), rule.prefix().to_owned()))
+            .collect()
+    }
+
     /// How each issuer's identities are made, for `check-config`.
     pub fn describe_identities(&self) -> Vec<(String, String)> {
         Self::identity_rules(&self.sessions, &self.providers)

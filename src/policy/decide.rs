@@ -28,6 +28,26 @@ impl Policy {
         ))
     }
 
+    /// The rules that give voice grants to identities as they are, where an issuer's prefix
+    /// (`issuers`: issuer and prefix) puts every identity it makes outside Twilio's Voice
+    /// alphabet, so that none of them could ever get a voice grant (for `check-config`).
+    pub fn voice_prefix_warnings(&self, issuers: &[(String, String)]) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let strict = self.rules.iter().filter(|rule| {
+            rule.identity_encoding == IdentityEncoding::AsIs
+                && rule.voice.as_ref().is_some_and(|voice| voice.identity == VoiceIdentity::Documented)
+        });
+        for rule in strict {
+            for (issuer, prefix) in issuers.iter().filter(|(_, prefix)| !token::is_voice_safe(&format!("{prefix}x"))) {
+                warnings.push(format!(
+                    "policy rule {:?} gives voice grants to identities as they are, and every identity from {issuer} begins {prefix:?}, outside Twilio's Voice alphabet (letters, digits, _): its users would be refused the voice grant; set identity_encoding = \"voice_safe\" on the rule, or an identity_prefix of letters, digits and _",
+                    rule.name
+                ));
+            }
+        }
+        warnings
+    }
+
     /// Decides what `principal` may receive for `request`.
     pub fn decide(&self, principal: &Principal, request: &TokenRequest) -> Result<Decision, PolicyError> {
         if self.denied_subjects.contains(&principal.subject) {

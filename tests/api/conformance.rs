@@ -314,3 +314,44 @@ fn tokenmint_mint_takes_the_platform_too() {
     let (ok, _, stderr) = run_binary(&[&args[..], &["--platform", "symbian"]].concat(), &env);
     assert!(!ok && stderr.contains("--platform must be one of ios, ios_sandbox, android, web"), "{stderr}");
 }
+
+/// An issuer prefix like `app:` keeps two issuers' users apart, and puts every one of them
+/// outside the Voice alphabet: check-config says so before the first call fails.
+#[test]
+fn check_config_warns_when_an_issuer_prefix_bars_every_user_from_voice() {
+    let config = |prefix: &str, encoding: &str| {
+        let path =
+            std::env::temp_dir().join(format!("tokenmint-voice-prefix-{}-{}.toml", std::process::id(), unique()));
+        let text = format!(
+            r#"
+[[auth.sessions]]
+issuer = "https://app.test"
+audiences = ["tokenmint-test"]
+secret_env = "TEST_SESSION_SECRET"
+default_roles = ["user"]
+identity_prefix = "{prefix}"
+
+[[policy.rules]]
+name = "callers"
+roles = ["user"]
+identity_encoding = "{encoding}"
+voice = {{ incoming = true }}
+"#
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let env = test_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let check = |path: std::path::PathBuf| run_binary(&["check-config", "--config", path.to_str().unwrap()], &env);
+    let (ok, stdout, stderr) = check(config("app:", "as_is"));
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("warning: policy rule \"callers\" gives voice grants to identities as they are, and every identity from https://app.test begins \"app:\""),
+        "{stdout}"
+    );
+    for (prefix, encoding) in [("app_", "as_is"), ("app:", "voice_safe")] {
+        let (ok, stdout, stderr) = check(config(prefix, encoding));
+        assert!(ok && !stdout.contains("gives voice grants"), "{prefix} {encoding}: {stdout}{stderr}");
+    }
+}
