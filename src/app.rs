@@ -39,6 +39,8 @@ pub struct App {
     pub health: Arc<Health>,
     pub limiter: ArcSwap<RateLimiter>,
     pub metrics: Metrics,
+    /// Where each minted token's record is written before the token is handed out.
+    pub audit: crate::audit::AuditTrail,
     /// Peers whose forwarding header names the client, and which header that is.
     pub forwarding: ForwardingTrust,
     /// Largest accepted body, for the 413 message.

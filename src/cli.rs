@@ -179,7 +179,12 @@ async fn mint(
         source: PrincipalSource::ApiKey { name: "cli".into() },
     };
     let request = TokenRequest { ttl, grants, platform, ..TokenRequest::default() };
-    let (state, _) = runtime.into_state();
+    // The token is the only thing on stdout: the audit record goes to stderr, written before
+    // the token is printed.
+    let mut runtime = runtime;
+    runtime.settings.audit.sink = crate::audit::SinkKind::Stderr;
+    runtime.settings.audit.path = None;
+    let (state, _) = runtime.into_state().context("the audit writer could not start")?;
     let issued = state
         .issue(&principal, &request, Ipv4Addr::LOCALHOST.into(), &crate::ids::unique_hex(), unix_now())
         .await

@@ -8,7 +8,8 @@
 //!    reason), then the principal spends its own quota.
 //! 3. [`App::issue`]: the policy decides (the deny list first: a refusal there is counted and
 //!    audited); a backend naming another identity spends that identity's quota too; the rule's
-//!    Twilio account signs; the grants are counted; one audit line is written.
+//!    Twilio account signs; the audit record is written (or, unless the operator chose
+//!    best effort, the token is not handed out); the grants are counted.
 //!
 //! Plain values in and out, no HTTP: each route turns an [`IssueError`] into its own envelope
 //! (problem+json, or an RFC 6749 error).
@@ -18,6 +19,7 @@ use std::net::IpAddr;
 use secrecy::ExposeSecret;
 
 use crate::app::App;
+use crate::audit::{AuditError, record_header};
 use crate::auth::{Accepted, AuthError, Principal, identity_quota_key};
 use crate::policy::{PolicyError, TokenRequest};
 use crate::ratelimit::{RateLimitError, RateLimitFields};
@@ -37,6 +39,9 @@ pub enum IssueError {
     /// A bug: the policy chose an account that has no minter.
     #[error("{0}")]
     Internal(String),
+    /// The token's audit record could not be written, so the token is not handed out.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
 }
 
 /// A verified principal, and the state of its own quota.
@@ -101,16 +106,14 @@ impl App {
         let decision = self.policy.load().decide(principal, request).inspect_err(|e| {
             if let PolicyError::Denied(list) = e {
                 self.metrics.denied.with_label_values(&[list.label()]).inc();
-                tracing::info!(
-                    target: "audit",
-                    request_id,
-                    identity = request.identity.as_deref().unwrap_or(&principal.identity),
-                    subject = %principal.subject,
-                    principal = %principal.source,
-                    deny_list = list.label(),
-                    %client_ip,
-                    "token refused: deny list"
-                );
+                let mut record = record_header("token refused: deny list");
+                record.insert("request_id".into(), request_id.into());
+                record.insert("identity".into(), request.identity.as_deref().unwrap_or(&principal.identity).into());
+                record.insert("subject".into(), principal.subject.as_str().into());
+                record.insert("principal".into(), principal.source.to_string().into());
+                record.insert("deny_list".into(), list.label().into());
+                record.insert("client_ip".into(), client_ip.to_string().into());
+                self.audit.record_quietly(&record.into());
             }
         })?;
         // A backend minting for someone else spends their quota as well as its own.
@@ -132,26 +135,29 @@ impl App {
         let minted = minter.mint(&decision.spec, now)?;
         timer.observe_duration();
         let grants = decision.spec.grants.names();
+        // The record first: a token whose record is not written is not handed out.
+        let mut record = record_header("token minted");
+        record.insert("request_id".into(), request_id.into());
+        record.insert("identity".into(), decision.spec.identity.as_str().into());
+        if let Some(original) = &decision.original_identity {
+            record.insert("original_identity".into(), original.as_str().into());
+        }
+        record.insert("subject".into(), principal.subject.as_str().into());
+        record.insert("principal".into(), principal.source.to_string().into());
+        if let Some(tenant) = &principal.tenant {
+            record.insert("tenant".into(), tenant.as_str().into());
+        }
+        record.insert("rule".into(), decision.rule.as_str().into());
+        record.insert("account".into(), decision.account.as_str().into());
+        record.insert("grants".into(), grants.clone().into());
+        record.insert("ttl".into(), decision.spec.ttl_secs.into());
+        record.insert("jti".into(), minted.jti.as_str().into());
+        record.insert("key_sid".into(), minted.key_sid.as_str().into());
+        record.insert("client_ip".into(), client_ip.to_string().into());
+        self.audit.record(&record.into()).await?;
         for grant in &grants {
             self.metrics.tokens_issued.with_label_values(&[grant]).inc();
         }
-        tracing::info!(
-            target: "audit",
-            request_id,
-            identity = %decision.spec.identity,
-            original_identity = decision.original_identity.as_deref(),
-            subject = %principal.subject,
-            principal = %principal.source,
-            tenant = principal.tenant.as_deref(),
-            rule = %decision.rule,
-            account = %decision.account,
-            grants = ?grants,
-            ttl = decision.spec.ttl_secs,
-            jti = %minted.jti,
-            key_sid = %minted.key_sid,
-            %client_ip,
-            "token minted"
-        );
         Ok(Issued {
             token: minted.token.expose_secret().to_owned(),
             identity: decision.spec.identity,

@@ -8,7 +8,8 @@
 //! - [`auth`]: the bearer credential becomes a verified [`auth::Principal`].
 //! - [`policy`]: pure rules decide which grants, identity and ttl the principal may have.
 //! - [`accounts`] and [`token`]: which Twilio account signs, and the Access Token it signs.
-//! - [`ratelimit`], [`metrics`], [`telemetry`]: how often, what is counted, what is recorded.
+//! - [`ratelimit`], [`metrics`], [`audit`], [`telemetry`]: how often, what is counted, what
+//!   each minted token leaves on the audit trail, what is logged.
 //!
 //! Around them: [`config`] (the layered settings, every section at once), [`startup`] (the one
 //! assembly, listeners, graceful shutdown and drain), [`reload`] (the same assembly on SIGHUP and
@@ -17,6 +18,7 @@
 
 pub mod accounts;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod bounds;
 pub mod cli;

@@ -62,6 +62,10 @@ pub struct Series {
     /// `tokenmint_connections_refused_total{limit}`: answered 503 and closed at
     /// `server.max_connections` (`listener`) or `server.max_connections_per_ip` (`per_ip`).
     pub connections_refused: IntCounterVec,
+    /// `tokenmint_audit_records_total{outcome}`: `written` to the sink, `failed` (the sink
+    /// refused the write), `refused` (the request got 503: the sink was stalled) or `dropped`
+    /// (`best_effort` only).
+    pub audit_records: IntCounterVec,
 }
 
 impl Metrics {
@@ -148,6 +152,11 @@ impl Series {
             "Connections answered 503 and closed, by the limit reached: listener (server.max_connections) or per_ip (server.max_connections_per_ip).",
             &["limit"],
         );
+        let audit_records = counter(
+            "tokenmint_audit_records_total",
+            "Audit records by outcome: written, failed (the sink refused the write), refused (503: the sink was stalled) or dropped (best_effort only).",
+            &["outcome"],
+        );
         let reloader_running = registered(
             &registry,
             IntGauge::new(
@@ -184,6 +193,9 @@ impl Series {
         for limit in ["listener", "per_ip"] {
             connections_refused.with_label_values(&[limit]);
         }
+        for outcome in ["written", "failed", "refused", "dropped"] {
+            audit_records.with_label_values(&[outcome]);
+        }
         for trigger in ["sighup", "file_change"] {
             for result in ["success", "partial", "failure"] {
                 reloads.with_label_values(&[trigger, result]);
@@ -205,6 +217,7 @@ impl Series {
             log_lines_dropped,
             open_connections,
             connections_refused,
+            audit_records,
         }
     }
 

@@ -146,6 +146,9 @@ impl Reloader {
                 _ = hangup() => {
                     applied = self.fingerprint();
                     last_seen = applied;
+                    // logrotate's postrotate sends SIGHUP: the audit file is reopened whatever
+                    // the reload finds.
+                    state.audit.reopen();
                     self.apply_guarded(&state, Trigger::Signal).await;
                 }
                 _ = ticker.tick(), if self.watch_interval.is_some() => {
@@ -281,7 +284,7 @@ impl Reloader {
 
 /// The sections only a restart applies: the listeners, the layers built around them, the log
 /// and the reloader itself. Every other section is rebuilt by a reload (a test checks the list).
-const READ_AT_START_UP: [&str; 4] = ["server", "cors", "log", "reload"];
+const READ_AT_START_UP: [&str; 5] = ["server", "cors", "log", "reload", "audit"];
 
 /// The keys of the sections read at start-up only whose value differs between `started` and
 /// `now`, e.g. `server.listen`.

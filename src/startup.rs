@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use crate::accounts::Minters;
 use crate::accounts::{ACCOUNT_SID_VAR, API_KEY_VAR, CredentialVars, DEFAULT_ACCOUNT, TwilioCredentials};
 use crate::app::{App, AppState, Health};
+use crate::audit::AuditTrail;
 use crate::auth::Authenticator;
 use crate::config::Settings;
 use crate::env::EnvVars;
@@ -56,6 +57,7 @@ pub fn settings_problems(settings: &Settings, dev: bool) -> Vec<String> {
     problems.extend(settings.server.problems());
     problems.extend(settings.cors.problems());
     problems.extend(settings.reload.problems());
+    problems.extend(settings.audit.problems());
     if dev {
         for (key, addr) in
             [("server.listen", settings.server.listen), ("server.admin_listen", settings.server.admin_listen)]
@@ -151,11 +153,13 @@ impl Runtime {
 }
 
 impl Runtime {
-    /// The state every handler shares; the settings stay with the caller for the routers and
-    /// listeners. The fuzzers call the routers with it in-process, without listeners.
-    pub fn into_state(self) -> (AppState, Settings) {
+    /// The state every handler shares (starting the audit writer); the settings stay with the
+    /// caller for the routers and listeners. The fuzzers call the routers with it in-process,
+    /// without listeners.
+    pub fn into_state(self) -> std::io::Result<(AppState, Settings)> {
         let Runtime { settings, credentials, accounts, authenticator, policy, limiter } = self;
         let metrics = Metrics::new();
+        let audit = AuditTrail::start(&settings.audit, metrics.audit_records.clone())?;
         for collector in limiter.shared_store().map(|store| store.collectors()).unwrap_or_default() {
             metrics.register(collector);
         }
@@ -173,11 +177,12 @@ impl Runtime {
             )),
             health: Arc::new(Health::default()),
             metrics,
+            audit,
             limiter: ArcSwap::new(limiter),
             forwarding: settings.server.forwarding(),
             body_limit_bytes: settings.server.body_limit_bytes,
         }));
-        (state, settings)
+        Ok((state, settings))
     }
 }
 
@@ -194,7 +199,7 @@ impl Application {
     pub async fn build(runtime: Runtime) -> std::io::Result<Self> {
         let public = bind("server.listen", runtime.settings.server.listen).await?;
         let admin = bind("server.admin_listen", runtime.settings.server.admin_listen).await?;
-        let (state, settings) = runtime.into_state();
+        let (state, settings) = runtime.into_state()?;
         Ok(Self { public, admin, state, settings })
     }
 
@@ -270,6 +275,9 @@ impl Application {
         );
         let admin = serve(self.admin, admin_router(self.state.clone(), server), limits(), metrics.clone(), stopped());
         tokio::join!(public, admin);
+        // Records a best-effort trail still holds (the others were written before their tokens
+        // left).
+        self.state.audit.flush(std::time::Duration::from_secs(2)).await;
         eviction.abort();
         key_refresh.iter().for_each(tokio::task::JoinHandle::abort);
         Ok(())

@@ -47,6 +47,10 @@ public_key_pem = """{PROVIDER_PUBLIC_PEM}"""
 tenant_claim = "org"
 identity_template = "{{org}}:{{sub}}"
 identity_namespace = "test-users"
+
+[audit]
+sink = "file"
+path = "/dev/null"
 "#,
         include_str!("../../config/test.toml")
     )
@@ -100,7 +104,7 @@ pub fn service() -> &'static Service {
         let alice =
             assembled.authenticator.dev_session_token("alice", &["user"], 10 * 365 * 86_400).expect("a session");
         let nobody = assembled.authenticator.dev_session_token("nobody", &["none"], 10 * 365 * 86_400).unwrap();
-        let (state, settings) = assembled.into_state();
+        let (state, settings) = assembled.into_state().expect("the audit writer starts");
         let router = tokenmint::http::api_router(state, &settings.server, &settings.cors);
         let holders = [alice, BACKEND_KEY.into(), KIOSK_KEY.into(), nobody, provider_token("acme", "bob")]
             .into_iter()

@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::accounts::AccountOffer;
+use crate::audit::AuditSettings;
 
 use crate::auth::AuthSettings;
 use crate::env::EnvVars;
@@ -42,6 +43,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     #[serde(default)]
     pub policy: PolicySettings,
+    pub audit: AuditSettings,
 }
 
 /// The `[server]` section.

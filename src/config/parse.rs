@@ -10,7 +10,8 @@ use super::{DEFAULT_TOML, DEV_TOML, Settings};
 use crate::env::EnvVars;
 
 /// The top-level sections, in the order they are reported.
-const SECTIONS: [&str; 9] = ["server", "token", "log", "cors", "rate_limit", "reload", "accounts", "auth", "policy"];
+const SECTIONS: [&str; 10] =
+    ["server", "token", "log", "cors", "rate_limit", "reload", "accounts", "auth", "policy", "audit"];
 
 /// The environment variables' prefix and separator: `TOKENMINT__SERVER__LISTEN`.
 const ENV_PREFIX: &str = "TOKENMINT";
@@ -66,6 +67,7 @@ pub fn parse(file: Option<(&str, &str)>, dev: bool, env: &EnvVars) -> Parsed {
         accounts: read.section("accounts", defaults.accounts),
         auth: read.section("auth", defaults.auth),
         policy: read.section("policy", defaults.policy),
+        audit: read.section("audit", defaults.audit),
     };
     if problems.is_empty() {
         // Each section reads on its own but not all together: say so rather than nothing.

@@ -115,6 +115,12 @@ impl From<crate::issue::IssueError> for ApiError {
             IssueError::Refused(e) => e.into(),
             IssueError::Token(e) => e.into(),
             IssueError::Internal(detail) => Self::Internal(detail),
+            IssueError::Audit(crate::audit::AuditError::Stalled) => Self::Unavailable(
+                "the audit trail is not accepting records (its sink is stalled), so no token was issued; retry shortly",
+            ),
+            IssueError::Audit(crate::audit::AuditError::Failed) => {
+                Self::Unavailable("the audit trail could not be written, so no token was issued; retry shortly")
+            }
         }
     }
 }

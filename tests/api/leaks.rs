@@ -92,7 +92,7 @@ async fn no_secret_or_token_reaches_the_output_and_each_token_is_audited() {
         assert_eq!(audit["identity"], payload["grants"]["identity"]);
         assert_eq!(audit["key_sid"], KEY_SID);
         assert_eq!(audit["client_ip"], "127.0.0.1");
-        assert!(audit["ttl"].is_u64() && audit["grants"].is_string() && audit["rule"].is_string());
+        assert!(audit["ttl"].is_u64() && audit["grants"].is_array() && audit["rule"].is_string());
         assert!(!audit["request_id"].as_str().unwrap().is_empty());
     }
     let answered: Vec<&Value> = lines.iter().filter(|l| l["message"] == "answered").collect();

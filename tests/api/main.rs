@@ -3,6 +3,7 @@
 //! the tests that need other tools are the `tools` target (`tests/tools`).
 
 mod accounts;
+mod audit;
 mod cli;
 mod client_address;
 mod conformance;

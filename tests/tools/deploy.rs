@@ -170,3 +170,38 @@ fn the_shipped_settings_pass_check_config() {
         assert!(ok, "{file}: {stdout}{stderr}");
     }
 }
+
+#[test]
+fn the_monitoring_overlay_scrapes_every_pods_admin_port_and_carries_the_tested_alert_rules() {
+    let objects = render("deploy/kubernetes/overlays/monitoring");
+    let pod = &find(&objects, "Deployment", "tokenmint")["spec"]["template"];
+    let admin = find(&objects, "Service", "tokenmint-admin");
+    assert_eq!(admin["spec"]["clusterIP"], "None", "headless: every pod is scraped");
+    for (label, value) in admin["spec"]["selector"].as_object().unwrap() {
+        assert_eq!(&pod["metadata"]["labels"][label], value, "the admin Service selects the pods by {label}");
+    }
+    let container = &pod["spec"]["containers"][0];
+    let port = &admin["spec"]["ports"][0];
+    assert!(
+        container["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == port["targetPort"] && p["containerPort"] == 9090)
+    );
+    let monitor = find(&objects, "ServiceMonitor", "tokenmint");
+    for (label, value) in monitor["spec"]["selector"]["matchLabels"].as_object().unwrap() {
+        assert_eq!(
+            &admin["metadata"]["labels"][label], value,
+            "the ServiceMonitor selects the admin Service by {label}"
+        );
+    }
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], port["name"]);
+    assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
+    // The PrometheusRule holds exactly the rules promtool tests (tests/tools/prometheus.rs).
+    let rules = run(Command::new(tool("python"))
+        .args(["-c", "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))"])
+        .arg(repo_path("deploy/prometheus/tokenmint.rules.yaml")));
+    let rules: Value = serde_json::from_str(&rules).unwrap();
+    assert_eq!(find(&objects, "PrometheusRule", "tokenmint")["spec"]["groups"], rules["groups"]);
+}

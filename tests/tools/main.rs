@@ -14,5 +14,6 @@ mod deploy;
 mod nginx;
 mod official_library;
 mod oidc_provider;
+mod prometheus;
 mod redis_store;
 mod schema;

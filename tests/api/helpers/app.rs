@@ -9,7 +9,7 @@ use tokenmint::env::EnvVars;
 use tokenmint::startup::{Application, Runtime};
 
 use super::sweep::log_in_process_to_sweep;
-use super::{keep_for_sweep, repo_path, test_env};
+use super::{keep_for_sweep, repo_path, sweep_dir, test_env};
 
 pub struct TestApp {
     pub health: std::sync::Arc<tokenmint::app::Health>,
@@ -41,6 +41,11 @@ pub async fn spawn_app_configured(extra_toml: &str, extra_env: &[(&str, &str)], 
 /// Spawns the app with a whole configuration file's text.
 pub async fn spawn_app_from_config(config: &str, extra_env: &[(&str, &str)], wait_ready: bool) -> TestApp {
     let mut vars = test_env();
+    // The audit trail into the sweep directory (an in-process app's stdout is the test
+    // runner's), unless the test chooses another sink.
+    let audit = sweep_dir().join(format!("in-process-audit-{}-{}.jsonl", std::process::id(), unique()));
+    vars.push(("TOKENMINT__AUDIT__SINK".into(), "file".into()));
+    vars.push(("TOKENMINT__AUDIT__PATH".into(), audit.display().to_string()));
     vars.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let env: EnvVars = vars.into_iter().collect();
     let file = std::env::temp_dir().join(format!("tokenmint-test-{}-{}.toml", std::process::id(), unique()));

@@ -1,11 +1,13 @@
 //! The `tokenmint` executable, run as a user or a container would, and a bounded load on it.
 
+use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Stdio};
 
 use serde_json::Value;
 
-use super::{keep_for_sweep, repo_path, session_token, sweep_dir, unique};
+use super::{keep_for_sweep, repo_path, session_token, sweep_dir, test_env, unique};
 
 /// The `tokenmint` executable, run as a user or container would.
 pub fn binary() -> std::process::Command {
@@ -210,4 +212,37 @@ pub fn metric_value(text: &str, series: &str) -> f64 {
 /// A client whose connections come from `local` (127.0.0.2 is a second loopback address).
 pub fn client_from(local: &str) -> reqwest::Client {
     reqwest::Client::builder().local_address(local.parse::<std::net::IpAddr>().unwrap()).build().unwrap()
+}
+
+/// Starts the binary at debug level with stdout a pipe, reads up to its "listening" line, and
+/// hands back the pipe for the test to close, leave unread, or read later. `extra_env` is added
+/// to the test environment.
+#[allow(clippy::zombie_processes, reason = "the caller gets the child and waits for it")]
+pub fn start_with_stdout_pipe(
+    extra_env: &[(String, String)],
+) -> (Child, SocketAddr, SocketAddr, BufReader<ChildStdout>) {
+    let mut child = binary()
+        .args(["serve", "--config", repo_path("config/test.toml").to_str().unwrap()])
+        .envs(test_env())
+        .envs(extra_env.iter().cloned())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("binary starts");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if stdout.read_line(&mut line).unwrap() == 0 {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("stdout ended before listening");
+        }
+        if let Ok(event) = serde_json::from_str::<Value>(&line)
+            && event["message"] == "listening"
+        {
+            let addr = |key: &str| event[key].as_str().unwrap().parse().unwrap();
+            return (child, addr("public"), addr("admin"), stdout);
+        }
+    }
 }
