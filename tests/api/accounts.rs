@@ -162,11 +162,7 @@ tenant = "eu"
 
     let output = running.stop();
     assert!(output.contains("TWILIO_EU_API_KEY holds an Account SID"), "the log names the variable");
-    let audits: Vec<Value> = output
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|l| l["target"] == "audit" && l["message"] == "token minted")
-        .collect();
+    let audits = audit_records(&output, "token minted");
     assert!(audits.iter().any(|a| a["account"] == "eu" && a["key_sid"] == EU_KEY));
     assert!(audits.iter().any(|a| a["account"] == "default"));
     for secret in [API_SECRET, EU_SECRET, EU_SECRET_2] {

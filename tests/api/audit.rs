@@ -75,11 +75,7 @@ where
 }
 
 fn audited_jtis(text: &str) -> Vec<String> {
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|l| l["target"] == "audit" && l["message"] == "token minted")
-        .map(|l| l["jti"].as_str().unwrap().to_owned())
-        .collect()
+    audit_records(text, "token minted").iter().map(|l| l["jti"].as_str().unwrap().to_owned()).collect()
 }
 
 async fn stop(mut child: std::process::Child) {

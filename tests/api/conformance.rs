@@ -98,11 +98,7 @@ async fn a_voice_safe_rule_gives_one_user_one_twilio_identity_across_tokens_and_
     assert_eq!(plain.json::<Value>().await.unwrap()["identity"], "bob_7");
 
     let output = running.stop();
-    let audits: Vec<Value> = output
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|l| l["target"] == "audit" && l["message"] == "token minted")
-        .collect();
+    let audits = audit_records(&output, "token minted");
     let encoded = audits.iter().find(|a| a["identity"] == identities[0]).expect("an audit line per token");
     assert_eq!(encoded["original_identity"], "alice@example.com", "{encoded}");
     let plain = audits.iter().find(|a| a["identity"] == "bob_7").unwrap();
@@ -142,7 +138,6 @@ async fn ttls_have_per_grant_defaults_and_chat_has_a_three_minute_floor() {
 
 #[test]
 fn check_config_refuses_ttls_under_a_floor_with_one_sentence_each() {
-    let config = std::env::temp_dir().join(format!("tokenmint-floors-{}.toml", std::process::id()));
     let extra = r#"
 [[policy.rules]]
 name = "short-chat"
@@ -161,10 +156,7 @@ roles = ["c"]
 max_ttl_secs = 600
 video = { rooms = ["*"], default_ttl_secs = 3600 }
 "#;
-    std::fs::write(&config, std::fs::read_to_string(repo_path("config/test.toml")).unwrap() + extra).unwrap();
-    let env = test_env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let (ok, _, stderr) = run_binary(&["check-config", "--config", config.to_str().unwrap()], &env);
+    let (ok, _, stderr) = check_config_with(extra, &[]);
     assert!(!ok);
     for expected in [
         "(short-chat): chat.default_ttl_secs (60) is under 180 seconds, the floor for chat tokens",
@@ -174,10 +166,7 @@ video = { rooms = ["*"], default_ttl_secs = 3600 }
         assert_eq!(stderr.matches(expected).count(), 1, "{expected:?} once in {stderr}");
     }
     // token.default_ttl_secs under the floor, for a chat rule without its own default.
-    let (ok, _, stderr) = run_binary(
-        &["check-config", "--config", &repo_path("config/test.toml").to_string_lossy()],
-        &[env.as_slice(), &[("TOKENMINT__TOKEN__DEFAULT_TTL_SECS", "120")]].concat(),
-    );
+    let (ok, _, stderr) = check_config_with("", &[("TOKENMINT__TOKEN__DEFAULT_TTL_SECS", "120")]);
     assert!(!ok);
     assert!(stderr.contains("(users): chat tokens would default to token.default_ttl_secs (120)"), "{stderr}");
 }
@@ -186,8 +175,6 @@ video = { rooms = ["*"], default_ttl_secs = 3600 }
 /// a Video key outside US1).
 #[test]
 fn a_rule_that_could_sign_a_product_its_accounts_region_lacks_is_refused_until_the_operator_lists_it() {
-    let dir = std::env::temp_dir().join(format!("tokenmint-regions-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
     let rule = r#"
 [[policy.rules]]
 name = "eu-video"
@@ -196,18 +183,9 @@ accounts = ["eu"]
 video = { rooms = ["*"] }
 voice = { incoming = true }
 "#;
-    let mut env = test_env();
-    env.extend(
-        [("TWILIO_EU_ACCOUNT_SID", EU_ACCOUNT), ("TWILIO_EU_API_KEY", EU_KEY), ("TWILIO_EU_API_SECRET", EU_SECRET)]
-            .map(|(k, v)| (k.to_owned(), v.to_owned())),
-    );
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let check = |accounts: &str| {
-        let config = dir.join(format!("c{}.toml", unique()));
-        let text = std::fs::read_to_string(repo_path("config/test.toml")).unwrap() + accounts + rule;
-        std::fs::write(&config, text).unwrap();
-        run_binary(&["check-config", "--config", config.to_str().unwrap()], &env)
-    };
+    let eu =
+        [("TWILIO_EU_ACCOUNT_SID", EU_ACCOUNT), ("TWILIO_EU_API_KEY", EU_KEY), ("TWILIO_EU_API_SECRET", EU_SECRET)];
+    let check = |accounts: &str| check_config_with(&format!("{accounts}{rule}"), &eu);
     let (ok, _, stderr) = check("\n[accounts.eu]\nregion = \"ie1\"\n");
     assert!(!ok);
     let sentence = "policy.rules[3] (eu-video): its video grant would be signed by account \"eu\" in region ie1, where Twilio does not offer video (Twilio error 51007 when the client connects)";
@@ -228,10 +206,7 @@ voice = { incoming = true }
     // Restricted keys cannot sign Access Tokens and cannot be told apart offline: said once.
     assert_eq!(stdout.matches("Restricted key (error 20160)").count(), 1, "{stdout}");
     // The default account's region is checked the same way.
-    let (ok, _, stderr) = run_binary(
-        &["check-config", "--config", &repo_path("config/test.toml").to_string_lossy()],
-        &[env.as_slice(), &[("TOKENMINT__TOKEN__REGION", "ie1")]].concat(),
-    );
+    let (ok, _, stderr) = check_config_with("", &[("TOKENMINT__TOKEN__REGION", "ie1")]);
     assert!(!ok && stderr.contains("(users): its video grant would be signed by account \"default\" in region ie1"));
     assert!(stderr.contains("list it in token.products"), "{stderr}");
 }
@@ -281,17 +256,13 @@ async fn push_credentials_are_chosen_by_platform_so_clients_never_name_a_sid() {
 
 #[test]
 fn a_rule_maps_platforms_or_pins_one_credential_never_both() {
-    let config = std::env::temp_dir().join(format!("tokenmint-push-{}.toml", std::process::id()));
     let extra = r#"
 [[policy.rules]]
 name = "both"
 roles = ["x"]
 voice = { incoming = true, push_credential_sid = "*", push_credentials = { ios = "CR1111111111111111111111111111aaaa", android = "CR123" } }
 "#;
-    std::fs::write(&config, std::fs::read_to_string(repo_path("config/test.toml")).unwrap() + extra).unwrap();
-    let env = test_env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let (ok, _, stderr) = run_binary(&["check-config", "--config", config.to_str().unwrap()], &env);
+    let (ok, _, stderr) = check_config_with(extra, &[]);
     assert!(!ok);
     assert!(
         stderr.contains("(both): set voice.push_credential_sid (one for every platform) or voice.push_credentials")

@@ -57,11 +57,7 @@ async fn denied_identities_and_subjects_get_403_counted_and_audited_and_the_list
     assert!(count("subject") >= 2.0);
 
     let output = running.stop();
-    let refusals: Vec<Value> = output
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|l| l["target"] == "audit" && l["message"] == "token refused: deny list")
-        .collect();
+    let refusals = audit_records(&output, "token refused: deny list");
     assert!(refusals.iter().any(|l| l["identity"] == "mallory" && l["deny_list"] == "identity"));
     assert!(refusals.iter().any(|l| l["subject"] == "kiosk" && l["deny_list"] == "subject"));
     assert!(refusals.iter().all(|l| !l["request_id"].as_str().unwrap_or("").is_empty()));

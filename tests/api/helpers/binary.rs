@@ -246,3 +246,24 @@ pub fn start_with_stdout_pipe(
         }
     }
 }
+
+/// The audit records in `output` (a binary's stdout, or an audit file) with `message`, such as
+/// `token minted` or `token refused: deny list`.
+pub fn audit_records(output: &str, message: &str) -> Vec<Value> {
+    output
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["target"] == "audit" && l["message"] == message)
+        .collect()
+}
+
+/// `tokenmint check-config` over `config/test.toml` with `extra` appended, with the test
+/// environment and `extra_env`: whether it passed, its stdout and its stderr.
+pub fn check_config_with(extra: &str, extra_env: &[(&str, &str)]) -> (bool, String, String) {
+    let config = std::env::temp_dir().join(format!("tokenmint-check-{}-{}.toml", std::process::id(), unique()));
+    std::fs::write(&config, std::fs::read_to_string(repo_path("config/test.toml")).unwrap() + extra).unwrap();
+    let env = test_env();
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    env.extend_from_slice(extra_env);
+    run_binary(&["check-config", "--config", config.to_str().unwrap()], &env)
+}
