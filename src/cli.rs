@@ -1,4 +1,5 @@
-//! The command line: `serve` (the default), `mint`, `decode`, `check-config`, `healthcheck`.
+//! The command line: `serve` (the default), `mint`, `decode`, `check-config`, `healthcheck`,
+//! and `completions` / `man` for packagers.
 
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -6,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use base64::Engine;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use secrecy::ExposeSecret;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -19,8 +20,34 @@ use crate::reload::Reloader;
 use crate::startup::{Application, Runtime};
 use crate::token::{rfc3339, unix_now};
 
+/// The environment `tokenmint` reads, shown by `--help` and the man page.
+const ENVIRONMENT: &str = "\
+Environment:
+  TWILIO_ACCOUNT_SID, TWILIO_API_KEY, TWILIO_API_SECRET
+                        the default account's credentials (a Standard or Main API key), each
+                        also as NAME_FILE (a path to a file holding it)
+  TWILIO_<NAME>_ACCOUNT_SID, _API_KEY, _API_SECRET
+                        an [accounts.<name>] account's credentials
+  TOKENMINT_CONFIG      the configuration file (as --config)
+  TOKENMINT__<SECTION>__<KEY>
+                        any setting, e.g. TOKENMINT__SERVER__LISTEN=0.0.0.0:8080
+  RUST_LOG              overrides log.filter
+  <secret_env>          each session issuer's secret, by the name its secret_env gives
+  TOKENMINT_DEV_SESSION_SECRET
+                        --dev: the session secret (random at each start when unset)
+
+Examples:
+  tokenmint serve --dev
+  tokenmint check-config --config tokenmint.toml
+  tokenmint serve --config tokenmint.toml";
+
 #[derive(Debug, Parser)]
-#[command(name = "tokenmint", version, about = "Mints short-lived Twilio Access Tokens for verified app users")]
+#[command(
+    name = "tokenmint",
+    version,
+    about = "Mints short-lived Twilio Access Tokens for verified app users",
+    after_help = ENVIRONMENT
+)]
 pub struct Cli {
     /// A TOML file layered over the built-in defaults.
     #[arg(long, global = true, env = "TOKENMINT_CONFIG")]
@@ -32,12 +59,16 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the service (the default).
+    #[command(after_help = "Example:\n  tokenmint serve --config tokenmint.toml\n  tokenmint serve --dev")]
     Serve {
         /// Loopback only, placeholder credentials when TWILIO_* are unset, an allow-all policy.
         #[arg(long)]
         dev: bool,
     },
     /// Mint a token locally, through the configured policy, and print it.
+    #[command(
+        after_help = "Example:\n  tokenmint mint --dev --identity alice --grants '{\"video\":{\"room\":\"standup\"}}'"
+    )]
     Mint {
         /// Use the dev configuration (as `serve --dev`).
         #[arg(long)]
@@ -61,6 +92,7 @@ pub enum Command {
     },
     /// Show a token's header and payload, and verify it when a secret is available
     /// (TWILIO_API_SECRET, TWILIO_API_SECRET_FILE or --secret-file).
+    #[command(after_help = "Example:\n  tokenmint decode \"$TOKEN\" --secret-file ./api_secret")]
     Decode {
         token: String,
         /// A file holding the API key secret.
@@ -68,16 +100,27 @@ pub enum Command {
         secret_file: Option<PathBuf>,
     },
     /// Report every configuration problem at once; exit non-zero if there is any.
+    #[command(after_help = "Example:\n  tokenmint check-config --config tokenmint.toml")]
     CheckConfig {
         #[arg(long)]
         dev: bool,
     },
     /// Exit 0 when the local service answers /livez (for container HEALTHCHECKs).
+    #[command(after_help = "Example:\n  tokenmint healthcheck --addr 127.0.0.1:9090")]
     Healthcheck {
         /// Where to ask; default: the configured admin listener.
         #[arg(long)]
         addr: Option<SocketAddr>,
     },
+    /// Print a shell completion script.
+    #[command(after_help = "Example:\n  tokenmint completions bash > /etc/bash_completion.d/tokenmint")]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    #[command(after_help = "Example:\n  tokenmint man > /usr/local/share/man/man1/tokenmint.1")]
+    Man,
 }
 
 /// Runs a command; errors come back as one line for `main` to print.
@@ -91,7 +134,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Decode { token, secret_file } => decode(&token, secret_file.as_deref()),
         Command::CheckConfig { dev } => check_config(config, dev),
         Command::Healthcheck { addr } => healthcheck(config, addr).await,
+        Command::Completions { shell } => {
+            // Into memory first: clap_complete panics when its writer fails (a closed pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "tokenmint", &mut script);
+            std::io::Write::write_all(&mut std::io::stdout(), &script).context("the script could not be written")
+        }
+        Command::Man => man(),
     }
+}
+
+/// The man page: the command, its options, environment and examples, then each subcommand's
+/// synopsis and options.
+fn man() -> anyhow::Result<()> {
+    let command = Cli::command();
+    let mut page = Vec::new();
+    clap_mangen::Man::new(command.clone()).render(&mut page)?;
+    for sub in command.get_subcommands() {
+        let name = format!("tokenmint {}", sub.get_name());
+        let sub_page = clap_mangen::Man::new(sub.clone().display_name(name.clone()).bin_name(name));
+        sub_page.render_synopsis_section(&mut page)?;
+        sub_page.render_options_section(&mut page)?;
+    }
+    std::io::Write::write_all(&mut std::io::stdout(), &page).context("the man page could not be written")
 }
 
 /// Reads and assembles everything, reporting every problem at once: a setting that cannot be

@@ -365,6 +365,34 @@ impl Settings {
 mod tests {
     use super::*;
 
+    /// config/default.toml is where operators look up a setting: every key of every section
+    /// (tables of their own, such as accounts and policy rules, aside) is there, set or shown
+    /// commented out.
+    #[test]
+    fn default_toml_names_every_key() {
+        let settings = Settings::from_toml(None, false, &EnvVars::default()).unwrap();
+        let json = serde_json::json!(settings);
+        let mut missing = Vec::new();
+        for (section, keys) in json.as_object().unwrap() {
+            let Some(keys) = keys.as_object() else { continue };
+            for key in keys.keys() {
+                let (set, shown) = (format!("\n{key} = "), format!("\n# {key} = "));
+                let in_section = DEFAULT_TOML.split(&format!("[{section}]")).nth(1).unwrap_or_default();
+                let in_section = in_section.split("\n[").next().unwrap_or_default();
+                if ["accounts", "policy"].contains(&section.as_str())
+                    || matches!(key.as_str(), "sessions" | "api_keys" | "providers")
+                {
+                    continue;
+                }
+                let table = format!("[{section}.{key}");
+                if !in_section.contains(&set) && !in_section.contains(&shown) && !DEFAULT_TOML.contains(&table) {
+                    missing.push(format!("{section}.{key}"));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "config/default.toml lacks {missing:?}");
+    }
+
     #[test]
     fn defaults_load_and_environment_overrides_them() {
         let env: EnvVars =

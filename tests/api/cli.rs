@@ -293,3 +293,41 @@ fn healthcheck_passes_against_a_running_service_and_fails_without_one() {
     let (ok, _, stderr) = run_binary(&["healthcheck", "--addr", &admin], &[]);
     assert!(!ok && stderr.contains("cannot reach"), "{stderr}");
 }
+
+/// What the repository ships or tells users to copy starts as it is, once the variables are set.
+#[test]
+fn the_shipped_settings_and_the_example_pass_check_config() {
+    let twilio = [("TWILIO_ACCOUNT_SID", ACCOUNT_SID), ("TWILIO_API_KEY", KEY_SID), ("TWILIO_API_SECRET", API_SECRET)];
+    let kubernetes = [&twilio[..], &[("APP_SESSION_SECRET", SESSION_SECRET)]].concat();
+    let compose = [&twilio[..], &[("TOKENMINT_REDIS_URL", "redis://redis:6379/0")]].concat();
+    let example = kubernetes.clone();
+    for (file, env) in [
+        ("deploy/kubernetes/base/tokenmint.toml", kubernetes),
+        ("deploy/compose/tokenmint.toml", compose),
+        ("config/tokenmint.example.toml", example),
+    ] {
+        let (ok, stdout, stderr) = run_binary(&["check-config", "--config", repo_path(file).to_str().unwrap()], &env);
+        assert!(ok, "{file}: {stdout}{stderr}");
+    }
+}
+
+#[test]
+fn help_lists_the_environment_and_an_example_per_command_and_completions_and_a_man_page_are_printed() {
+    let (ok, stdout, _) = run_binary(&["--help"], &[]);
+    assert!(ok && stdout.contains("Environment:") && stdout.contains("TWILIO_API_SECRET"), "{stdout}");
+    assert!(stdout.contains("TOKENMINT__<SECTION>__<KEY>"), "{stdout}");
+    for command in ["serve", "mint", "decode", "check-config", "healthcheck", "completions", "man"] {
+        let (ok, stdout, stderr) = run_binary(&[command, "--help"], &[]);
+        assert!(ok && stdout.contains("Example:"), "{command}: {stdout}{stderr}");
+    }
+    for shell in ["bash", "zsh", "fish"] {
+        let (ok, stdout, stderr) = run_binary(&["completions", shell], &[]);
+        assert!(ok && stdout.contains("check-config") && stdout.contains("config"), "{shell}: {stderr}");
+    }
+    let (ok, stdout, stderr) = run_binary(&["man"], &[]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains(".TH tokenmint") && stdout.contains("TWILIO_API_KEY") && stdout.contains("check\\-config"),
+        "man page"
+    );
+}

@@ -1,6 +1,8 @@
-//! Overload: the capacity of the binary is measured, then it is offered about five times that for
-//! a bounded stretch. Admitted requests keep a bounded p99, the excess is refused fast with 503
-//! (the connection limit), memory stays bounded, and everything works once the load stops.
+//! Overload: the capacity of the binary is measured, then 256 clients offer as much as they can
+//! for a bounded stretch: at least 1.2 times the capacity (about three times on a two-core
+//! machine, since refusing costs the server's core too). Admitted requests keep a p99 under 1 s,
+//! the excess is refused with 503 (the connection limit) with a p99 under 500 ms, the peak RSS
+//! stays under 256 MiB, and everything works once the load stops.
 //!
 //! The request-concurrency limit alone cannot shed this load: when the CPU is what runs out,
 //! each request runs to its end once started, so few are ever in flight at once while the
@@ -169,7 +171,7 @@ async fn five_times_capacity_is_shed_fast_and_nothing_fails_after() {
     // leaves room for the rest of the suite running beside this test.
     assert!(offered > capacity * 1.2, "the load was not an overload");
     assert!(failed.is_empty(), "every request got 200, 429 or 503: {:?}", &failed[..failed.len().min(5)]);
-    assert!(!shed.is_empty(), "five times capacity shed nothing");
+    assert!(!shed.is_empty(), "an overload shed nothing");
     assert!(percentile(&admitted, 0.99) < Duration::from_secs(1), "admitted p99");
     assert!(percentile(&shed, 0.99) < Duration::from_millis(500), "shedding is fast");
     assert!(peak_rss < 256 * 1024, "peak RSS {peak_rss} KiB");
