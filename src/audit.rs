@@ -257,18 +257,31 @@ struct Writer {
 /// Records written in one system call at most.
 const BATCH_RECORDS: usize = 256;
 
+/// A batch smaller than this waits for one yield of the CPU before it is written.
+const YIELD_BELOW: usize = 8;
+
 impl Writer {
+    fn take_waiting(&mut self, batch: &mut Vec<Entry>) {
+        while batch.len() < BATCH_RECORDS {
+            match self.receiver.try_recv() {
+                Ok(entry) => batch.push(entry),
+                Err(_) => break,
+            }
+        }
+    }
+
     /// Until every handle is gone: take what is waiting, write it at once, acknowledge each.
     fn run(mut self) {
         let mut batch = Vec::with_capacity(BATCH_RECORDS);
         let mut bytes = Vec::new();
         while let Some(first) = self.receiver.blocking_recv() {
             batch.push(first);
-            while batch.len() < BATCH_RECORDS {
-                match self.receiver.try_recv() {
-                    Ok(entry) => batch.push(entry),
-                    Err(_) => break,
-                }
+            self.take_waiting(&mut batch);
+            if batch.len() < YIELD_BELOW {
+                // Woken by one record while the requests that follow it are still being served:
+                // let them queue theirs, so one write and one wake-up serve many.
+                std::thread::yield_now();
+                self.take_waiting(&mut batch);
             }
             if self.reopen.swap(false, Ordering::Relaxed) {
                 self.sink.reopen();
