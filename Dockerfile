@@ -17,6 +17,8 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     cargo fetch --locked
 COPY config ./config
 COPY src ./src
+# The browser example `serve --dev` serves (compiled in).
+COPY clients/js ./clients/js
 COPY benches ./benches
 COPY examples ./examples
 # The target directory is a cache mount, so an incremental rebuild reuses compiled dependencies.

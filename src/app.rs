@@ -45,6 +45,8 @@ pub struct App {
     pub forwarding: ForwardingTrust,
     /// Largest accepted body, for the 413 message.
     pub body_limit_bytes: usize,
+    /// `serve --dev`: the browser example is served at `/dev/`.
+    pub dev: bool,
 }
 
 /// Process-wide health flags.

@@ -36,6 +36,8 @@ pub fn banner(public: std::net::SocketAddr, session: &str, placeholder_credentia
          curl -s -X POST http://{public}/v1/tokens \\\n    \
          -H 'Authorization: Bearer {session}' \\\n    \
          -H 'Content-Type: application/json' \\\n    \
-         -d '{{\"grants\": {{\"video\": {{\"room\": \"standup\"}}}}}}'\n"
+         -d '{{\"grants\": {{\"video\": {{\"room\": \"standup\"}}}}}}'\n\n\
+         Or in a browser, with the example client: http://{public}/dev/#credential={session}\n\
+         (Set {SESSION_SECRET_VAR} to keep dev sessions valid across restarts.)\n"
     )
 }

@@ -31,6 +31,8 @@ pub struct Runtime {
     pub authenticator: Arc<Authenticator>,
     pub policy: Policy,
     pub limiter: Arc<RateLimiter>,
+    /// `serve --dev`: the public listener also serves the browser example at `/dev/`.
+    pub dev: bool,
 }
 
 /// Authentication, policy and rate limits: what start-up builds from the settings and a reload
@@ -145,7 +147,7 @@ impl Runtime {
         let domain = build_domain(&settings, env, None).map_err(|mut p| problems.append(&mut p)).ok();
         match (credentials, domain) {
             (Some(credentials), Some(Domain { authenticator, policy, limiter })) if problems.is_empty() => {
-                Ok(Self { settings, credentials, accounts, authenticator, policy, limiter })
+                Ok(Self { settings, credentials, accounts, authenticator, policy, limiter, dev })
             }
             _ => Err(problems),
         }
@@ -157,7 +159,7 @@ impl Runtime {
     /// caller for the routers and listeners. The fuzzers call the routers with it in-process,
     /// without listeners.
     pub fn into_state(self) -> std::io::Result<(AppState, Settings)> {
-        let Runtime { settings, credentials, accounts, authenticator, policy, limiter } = self;
+        let Runtime { settings, credentials, accounts, authenticator, policy, limiter, dev } = self;
         let metrics = Metrics::new();
         let audit = AuditTrail::start(&settings.audit, metrics.audit_records.clone())?;
         for collector in limiter.shared_store().map(|store| store.collectors()).unwrap_or_default() {
@@ -181,6 +183,7 @@ impl Runtime {
             limiter: ArcSwap::new(limiter),
             forwarding: settings.server.forwarding(),
             body_limit_bytes: settings.server.body_limit_bytes,
+            dev,
         }));
         Ok((state, settings))
     }

@@ -19,10 +19,15 @@ use error::ApiError;
 
 /// The public listener's routes.
 pub fn api_router(state: AppState, server: &ServerSettings, cors: &CorsSettings) -> Router {
-    let router = layers::mint_routes(&state)
+    let mut router = layers::mint_routes(&state)
         .route("/openapi.json", get(routes::openapi::openapi_json))
         .route("/livez", get(routes::health::livez))
         .route("/readyz", get(routes::health::readyz));
+    if state.dev {
+        router = router
+            .route("/dev/", get(routes::dev::example_page))
+            .route("/dev/tokenmint.js", get(routes::dev::client_script));
+    }
     layers::common(finish(router, state.clone()), &state, server, Some(cors))
 }
 

@@ -331,3 +331,43 @@ fn help_lists_the_environment_and_an_example_per_command_and_completions_and_a_m
         "man page"
     );
 }
+
+/// `serve --dev` serves the browser example on its own origin (no CORS to set, no second
+/// server), links to it with the dev session, and `decode` says what a placeholder signature is.
+#[tokio::test]
+async fn dev_mode_serves_the_browser_example_and_decode_explains_a_placeholder_signature() {
+    let env: Vec<(String, String)> = [
+        ("TOKENMINT__SERVER__LISTEN", "127.0.0.1:0"),
+        ("TOKENMINT__SERVER__ADMIN_LISTEN", "127.0.0.1:0"),
+        ("TOKENMINT__LOG__FORMAT", "json"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let mut command = binary();
+    command.args(["serve", "--dev"]);
+    let running = start_command("dev-example", command, &env);
+    let client = reqwest::Client::new();
+    let page = client.get(format!("http://{}/dev/", running.addr)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let page = page.text().await.unwrap();
+    assert!(page.contains("import { TokenClient } from \"./tokenmint.js\"") && page.contains("location.origin"));
+    let script = client.get(format!("http://{}/dev/tokenmint.js", running.addr)).send().await.unwrap();
+    assert!(script.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    assert!(script.text().await.unwrap().contains("export class TokenClient"));
+
+    // The banner's link carries a working session.
+    running.wait_for_output("/dev/#credential=").await;
+    let banner = std::fs::read_to_string(&running.stderr_path).unwrap();
+    let session = banner.split("/dev/#credential=").nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
+    let minted: serde_json::Value = post_token(&client, running.addr, Some(&session), None).await.json().await.unwrap();
+    assert_eq!(minted["identity"], "dev_user");
+    let (ok, stdout, _) = run_binary(&["decode", minted["token"].as_str().unwrap()], &[]);
+    assert!(ok && stdout.contains("signed by `serve --dev` with its PLACEHOLDER key"), "{stdout}");
+    running.stop();
+
+    // Outside dev mode there is no such page.
+    let app = spawn_app().await;
+    assert_eq!(app.client.get(app.url("/dev/")).send().await.unwrap().status(), 404);
+}

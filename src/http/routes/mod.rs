@@ -1,5 +1,6 @@
 //! Handlers, one module per resource.
 
+pub mod dev;
 pub mod exchange;
 pub mod health;
 pub mod openapi;
