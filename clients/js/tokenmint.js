@@ -1,7 +1,9 @@
-// tokenmint browser client: fetches a Twilio Access Token from tokenmint with your app's
-// credential, caches it, and refreshes it before it expires (with jitter, so a whole class of
-// clients does not come back in the same second, and with back-off when the service says
-// 429 or 503), so an SDK session never lapses. No dependencies; an ES module.
+// tokenmint client: fetches a Twilio Access Token from tokenmint with your app's credential,
+// caches it, and refreshes it before it expires (with jitter, so a whole class of clients does
+// not come back in the same second, and with back-off when the service says 429 or 503), so an
+// SDK session never lapses. No dependencies; an ES module for browsers, React Native and Node 20
+// or newer (it needs only `fetch` and timers; pass `fetch` to use another). Types:
+// tokenmint.d.ts.
 //
 //   import { TokenClient } from "./tokenmint.js";
 //   const tokens = new TokenClient({
@@ -50,6 +52,8 @@ export class TokenClient {
    * @param {object} [options.grants] the grants to ask for, as in the API body (left out: the
    *   policy's defaults)
    * @param {number} [options.ttl] lifetime to ask for, in seconds (left out: the policy's default)
+   * @param {"ios" | "ios_sandbox" | "android" | "web"} [options.platform] the platform the app
+   *   runs on, so the policy gives the voice and chat grants that platform's push credential
    */
   constructor(options) {
     if (!options || !options.url || !options.credential) {
@@ -139,6 +143,7 @@ export class TokenClient {
     const body = {};
     if (this.options.grants) body.grants = this.options.grants;
     if (this.options.ttl) body.ttl = this.options.ttl;
+    if (this.options.platform) body.platform = this.options.platform;
     const sentAt = Date.now();
     let response;
     try {
@@ -170,7 +175,15 @@ export class TokenClient {
     const expiresAt = sentAt + ttlMs;
     const ahead = Math.min(this.options.refreshAheadSeconds * 1000, ttlMs / 2);
     const refreshAt = expiresAt - ahead - Math.random() * this.options.jitter * ahead;
-    this.current = { token: payload.token, identity: payload.identity, grants: payload.grants, expiresAt, refreshAt };
+    this.current = {
+      token: payload.token,
+      identity: payload.identity,
+      grants: payload.grants,
+      // Where the SDK should connect, when the token's account has a region (else us1).
+      region: payload.region ?? null,
+      expiresAt,
+      refreshAt,
+    };
     for (const listener of this.tokenListeners) {
       try {
         listener(payload.token, this.current);

@@ -11,6 +11,7 @@ mod helpers;
 mod browser;
 mod clock;
 mod deploy;
+mod js_client;
 mod nginx;
 mod official_library;
 mod oidc_provider;

@@ -1,0 +1,78 @@
+// Types for tokenmint.js (the package's only module).
+
+/** The grants to ask for, as in the body of POST /v1/tokens; a field left out takes the policy's value. */
+export interface RequestedGrants {
+  video?: { room?: string };
+  voice?: {
+    incoming?: boolean;
+    outgoing?: { application_sid?: string; params?: Record<string, unknown> };
+    push_credential_sid?: string;
+    endpoint_id?: string;
+  };
+  chat?: { service_sid?: string; push_credential_sid?: string; endpoint_id?: string; deployment_role_sid?: string };
+  sync?: { service_sid?: string; endpoint_id?: string };
+  task_router?: { workspace_sid?: string; worker_sid?: string; role?: string };
+}
+
+/** The platform the app runs on: the policy picks that platform's push credential. */
+export type Platform = "ios" | "ios_sandbox" | "android" | "web";
+
+export interface TokenClientOptions {
+  /** tokenmint's base URL, e.g. "https://tokens.example.com". */
+  url: string;
+  /** Your app's bearer credential (a session JWT or ID token), or a function returning a fresh one. */
+  credential: string | (() => string | Promise<string>);
+  /** The grants to ask for; left out, the policy's defaults. */
+  grants?: RequestedGrants;
+  /** Lifetime to ask for, in seconds; left out, the policy's default. */
+  ttl?: number;
+  /** The platform, for the push credential. */
+  platform?: Platform;
+  /** Another fetch (tests, or a platform without a global one). */
+  fetch?: typeof fetch;
+  /** Refresh this many seconds before expiry at most (at most half the ttl). Default 300. */
+  refreshAheadSeconds?: number;
+  /** A random share of the refresh window added, so clients spread out. Default 0.2. */
+  jitter?: number;
+  /** Back-off after a failure, doubling from min to max with full jitter; a Retry-After wins. */
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+}
+
+/** A token and when it expires and will be refreshed (milliseconds since the epoch, this device's clock). */
+export interface TokenDetails {
+  token: string;
+  identity: string;
+  grants: string[];
+  /** Where the SDK should connect, when the token's account has a region; null for us1. */
+  region: string | null;
+  expiresAt: number;
+  refreshAt: number;
+}
+
+/** A failed token request: `status` is the HTTP status (0 for a network failure). */
+export class TokenError extends Error {
+  constructor(message: string, details?: { status?: number; problem?: unknown; retryAfterMs?: number | null });
+  readonly status: number;
+  /** The problem+json body, when the service sent one. */
+  readonly problem: { type?: string; title?: string; status?: number; detail?: string } | null;
+  readonly retryAfterMs: number | null;
+  /** Whether trying again later can help (rate limited, unavailable, or the network). */
+  readonly retryable: boolean;
+}
+
+export class TokenClient {
+  constructor(options: TokenClientOptions);
+  /** Calls `listener` with every new token; returns a function that unsubscribes. */
+  onToken(listener: (token: string, details: TokenDetails) => void): () => void;
+  /** Calls `listener` with every failed attempt; returns a function that unsubscribes. */
+  onError(listener: (error: TokenError) => void): () => void;
+  /** The cached token while it is fresh, else a new one (concurrent callers share one request). */
+  getToken(): Promise<string>;
+  /** Fetches a new token now (for an SDK's tokenAboutToExpire / tokenWillExpire event). */
+  refresh(): Promise<TokenDetails>;
+  /** Keeps a fresh token from now on: refreshes before expiry, backs off after failures. */
+  start(): void;
+  /** Stops refreshing (the cached token stays until it expires). */
+  stop(): void;
+}
