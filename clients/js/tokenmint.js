@@ -15,7 +15,7 @@
 //   const conversationsClient = new Twilio.Conversations.Client(await tokens.getToken());
 //   tokens.start();
 //
-// README.md, "Browser client", has the details and example.html a working page.
+// README.md, "Client package", has the details and example.html a working page.
 
 const DEFAULTS = {
   // Refresh this many seconds before expiry at most (at most half the ttl for short tokens).
