@@ -75,4 +75,47 @@ export class TokenClient {
   start(): void;
   /** Stops refreshing (the cached token stays until it expires). */
   stop(): void;
+  /** Whether it refreshes by itself (between start() and stop(), or a refused credential). */
+  readonly running: boolean;
+  /** The cached token and its times, if any. */
+  readonly current: TokenDetails | null;
 }
+
+/** What the SDK helpers need of an SDK object: its events (`on`, and `off` or `removeListener`). */
+export interface Emitter {
+  on(event: string, listener: (...args: unknown[]) => void): unknown;
+  off?(event: string, listener: (...args: unknown[]) => void): unknown;
+  removeListener?(event: string, listener: (...args: unknown[]) => void): unknown;
+}
+
+/** The part of Twilio Voice's `Device` the helper uses. */
+export interface VoiceDeviceLike extends Emitter {
+  updateToken(token: string): void;
+  register(): Promise<void>;
+  connect(options?: unknown): Promise<unknown>;
+}
+
+/** The part of Twilio Conversations' `Client` (and Sync's `SyncClient`) the helpers use. */
+export interface TokenUpdatable extends Emitter {
+  updateToken(token: string): unknown;
+}
+
+/** Keeps a Voice `Device` supplied; `register` and `connect` hand it a fresh token first. */
+export function keepVoiceDevice<D extends VoiceDeviceLike>(
+  tokens: TokenClient,
+  device: D,
+): { stop(): void; register(): ReturnType<D["register"]>; connect(options?: Parameters<D["connect"]>[0]): ReturnType<D["connect"]> };
+
+/** Keeps a Conversations `Client` supplied, recovering after `tokenExpired`. */
+export function keepConversationsClient(tokens: TokenClient, client: TokenUpdatable): { stop(): void };
+
+/** Keeps a Sync `SyncClient` supplied, recovering after `tokenExpired`. */
+export function keepSyncClient(tokens: TokenClient, client: TokenUpdatable): { stop(): void };
+
+/** Connects to a Video room with a token fresh now and valid at least `minValidSeconds` (600). */
+export function connectVideo<R, O>(
+  tokens: TokenClient,
+  connect: (token: string, options: O) => Promise<R>,
+  options: O,
+  settings?: { minValidSeconds?: number },
+): Promise<R>;

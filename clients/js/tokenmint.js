@@ -11,9 +11,8 @@
 //     credential: () => auth.currentUser.getIdToken(),   // or a string
 //     grants: { chat: {} },
 //   });
-//   tokens.onToken((token) => conversationsClient?.updateToken(token));
 //   const conversationsClient = new Twilio.Conversations.Client(await tokens.getToken());
-//   tokens.start();
+//   keepConversationsClient(tokens, conversationsClient);   // updateToken, early refresh, recovery
 //
 // README.md, "Client package", has the details and example.html a working page.
 
@@ -61,7 +60,8 @@ export class TokenClient {
     }
     this.options = { ...DEFAULTS, ...options };
     this.fetch = options.fetch ?? globalThis.fetch.bind(globalThis);
-    this.current = null; // { token, identity, grants, expiresAt (ms), refreshAt (ms) }
+    this.current = null; // { token, identity, grants, region, expiresAt (ms), refreshAt (ms) }
+    this.running = false;
     this.inFlight = null;
     this.timer = null;
     this.failures = 0;
@@ -205,4 +205,81 @@ export class TokenClient {
     }
     return error;
   }
+}
+
+// Twilio SDK lifecycles. Each helper keeps one SDK object supplied with tokens from a
+// TokenClient, and starts the client's own refresh timer: the SDKs' expiry events fire once,
+// late or not at all in some versions, so they only ever trigger an early refresh here, never
+// the only one. Each returns { stop() } (and, for Voice, register/connect wrappers).
+
+/** Starts `tokens` refreshing if it is not already, and returns a function undoing `extra`. */
+function supply(tokens, sdk, events, onToken) {
+  const offToken = tokens.onToken(onToken);
+  const early = () => {
+    tokens.refresh().catch(() => {}); // failures reach onError and the client's back-off
+  };
+  for (const event of events) sdk.on(event, early);
+  if (!tokens.running) tokens.start();
+  return () => {
+    offToken();
+    for (const event of events) (sdk.off ?? sdk.removeListener)?.call(sdk, event, early);
+  };
+}
+
+/**
+ * Twilio Voice (`Device`): every new token goes to `device.updateToken` before the old one
+ * expires (`tokenWillExpire` asks for one early); `register()` and `connect()` first hand the
+ * device a token that is fresh now.
+ */
+export function keepVoiceDevice(tokens, device) {
+  const stop = supply(tokens, device, ["tokenWillExpire"], (token) => device.updateToken(token));
+  const fresh = async () => device.updateToken(await tokens.getToken());
+  return {
+    stop,
+    async register() {
+      await fresh();
+      return device.register();
+    },
+    async connect(options) {
+      await fresh();
+      return device.connect(options);
+    },
+  };
+}
+
+/**
+ * Twilio Conversations (`Client`): every new token goes to `client.updateToken`;
+ * `tokenAboutToExpire` asks for one early; after `tokenExpired` (the app was asleep, or the
+ * network away) a new token is fetched at once and handed over, so the client recovers.
+ */
+export function keepConversationsClient(tokens, client) {
+  const stop = supply(tokens, client, ["tokenAboutToExpire"], (token) => client.updateToken(token));
+  const recover = () => {
+    tokens.refresh().catch(() => {}); // the new token reaches updateToken through onToken
+  };
+  client.on("tokenExpired", recover);
+  return {
+    stop() {
+      stop();
+      (client.off ?? client.removeListener)?.call(client, "tokenExpired", recover);
+    },
+  };
+}
+
+/** Twilio Sync (`SyncClient`): as Conversations, with `tokenAboutToExpire` and `tokenExpired`. */
+export function keepSyncClient(tokens, client) {
+  return keepConversationsClient(tokens, client);
+}
+
+/**
+ * Twilio Video: `connect(token, options)` gets a token fresh now, with at least `minValidSeconds`
+ * left (default 600), since a participant who loses the network can reconnect to the room only
+ * while the token it joined with is unexpired. Pass Video's own `connect`.
+ */
+export async function connectVideo(tokens, connect, options, { minValidSeconds = 600 } = {}) {
+  let token = await tokens.getToken();
+  if (tokens.current && tokens.current.expiresAt - Date.now() < minValidSeconds * 1000) {
+    token = (await tokens.refresh()).token;
+  }
+  return connect(token, options);
 }

@@ -6,7 +6,16 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { TokenClient, TokenError } from "tokenmint-client";
+import { EventEmitter } from "node:events";
+
+import {
+  TokenClient,
+  TokenError,
+  connectVideo,
+  keepConversationsClient,
+  keepSyncClient,
+  keepVoiceDevice,
+} from "tokenmint-client";
 
 const url = process.env.TOKENMINT_URL;
 const payloadOf = (token) => JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString());
@@ -85,4 +94,75 @@ test("an unreachable service is a retryable network error", async () => {
   const error = await client.getToken().then(() => null, (e) => e);
   assert.equal(error.status, 0);
   assert.ok(error.retryable);
+});
+
+// The SDK helpers, against objects with the Twilio SDKs' documented interfaces (Voice's Device,
+// Conversations' and Sync's clients are EventEmitters with updateToken; Video's connect takes a
+// token and options): the real SDK packages need a browser's WebRTC or reach Twilio on creation.
+const waitFor = async (condition, what) => {
+  const deadline = Date.now() + 3000;
+  while (!condition()) {
+    assert.ok(Date.now() < deadline, `timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+
+class FakeDevice extends EventEmitter {
+  tokens = [];
+  registeredWith = null;
+  updateToken(token) {
+    this.tokens.push(token);
+  }
+  async register() {
+    this.registeredWith = this.tokens.at(-1);
+  }
+  async connect(options) {
+    return { token: this.tokens.at(-1), options };
+  }
+}
+
+test("Voice: the device gets a token before register and connect, and a new one when it warns", async () => {
+  const tokens = new TokenClient({ url, credential: process.env.TOKENMINT_MOBILE_SESSION, grants: { voice: {} }, platform: "ios" });
+  const device = new FakeDevice();
+  const voice = keepVoiceDevice(tokens, device);
+  assert.equal(tokens.running, true, "the client's own timer runs: the SDK's event is not relied on");
+  await voice.register();
+  assert.ok(device.registeredWith, "a token before register()");
+  const call = await voice.connect({ params: { To: "alice" } });
+  assert.equal(call.options.params.To, "alice");
+  const before = device.tokens.length;
+  device.emit("tokenWillExpire");
+  await waitFor(() => device.tokens.length > before && device.tokens.at(-1) !== device.registeredWith, "a new token");
+  voice.stop();
+  tokens.stop();
+  assert.equal(device.listenerCount("tokenWillExpire"), 0, "stop() removes its listener");
+});
+
+test("Conversations and Sync: updateToken on every new token, and recovery after tokenExpired", async () => {
+  for (const keep of [keepConversationsClient, keepSyncClient]) {
+    const tokens = new TokenClient({ url, credential: process.env.TOKENMINT_SESSION, grants: { chat: {} } });
+    const client = new FakeDevice();
+    const kept = keep(tokens, client);
+    await waitFor(() => client.tokens.length === 1, "the first token");
+    client.emit("tokenExpired");
+    await waitFor(() => client.tokens.length === 2, "a new token after tokenExpired");
+    assert.notEqual(client.tokens[0], client.tokens[1]);
+    client.emit("tokenAboutToExpire");
+    await waitFor(() => client.tokens.length === 3, "an early refresh");
+    kept.stop();
+    tokens.stop();
+    assert.equal(client.listenerCount("tokenExpired") + client.listenerCount("tokenAboutToExpire"), 0);
+  }
+});
+
+test("Video: connect gets a token that stays valid long enough to reconnect", async () => {
+  const tokens = new TokenClient({ url, credential: process.env.TOKENMINT_SESSION, grants: { video: { room: "standup" } }, ttl: 60 });
+  const connected = [];
+  const connect = async (token, options) => connected.push({ token, options }) && { room: options.name };
+  const cached = await tokens.getToken();
+  await connectVideo(tokens, connect, { name: "standup" }, { minValidSeconds: 30 });
+  assert.equal(connected[0].token, cached, "60 s left is enough for 30: the cached token");
+  await connectVideo(tokens, connect, { name: "standup" }, { minValidSeconds: 600 });
+  assert.notEqual(connected[1].token, cached, "a 60 s token is not enough for 600: a new one");
+  assert.equal(payloadOf(connected[1].token).grants.video.room, "standup");
 });

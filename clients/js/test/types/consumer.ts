@@ -1,5 +1,5 @@
 // Must type-check: the package used as its README shows.
-import { TokenClient, TokenError, type TokenDetails } from "tokenmint-client";
+import { TokenClient, TokenError, connectVideo, keepVoiceDevice, type TokenDetails } from "tokenmint-client";
 
 const client = new TokenClient({
   url: "https://tokens.example.com",
@@ -18,3 +18,16 @@ const token: Promise<string> = client.getToken();
 void token;
 unsubscribe();
 client.stop();
+
+// An object with Voice's Device interface, as the SDK's types declare it.
+declare const device: {
+  on(event: string, listener: (...args: unknown[]) => void): unknown;
+  off(event: string, listener: (...args: unknown[]) => void): unknown;
+  updateToken(token: string): void;
+  register(): Promise<void>;
+  connect(options?: { params?: Record<string, string> }): Promise<{ disconnect(): void }>;
+};
+const voice = keepVoiceDevice(client, device);
+void voice.connect({ params: { To: "alice" } }).then((call) => call.disconnect());
+declare function videoConnect(token: string, options: { name: string }): Promise<{ sid: string }>;
+void connectVideo(client, videoConnect, { name: "standup" }).then((room) => room.sid);
