@@ -71,6 +71,8 @@ export class TokenClient {
   getToken(): Promise<string>;
   /** Fetches a new token now (for an SDK's tokenAboutToExpire / tokenWillExpire event). */
   refresh(): Promise<TokenDetails>;
+  /** Changes the platform; the cached token is dropped so the next carries its push credential. */
+  setPlatform(platform: Platform): void;
   /** Keeps a fresh token from now on: refreshes before expiry, backs off after failures. */
   start(): void;
   /** Stops refreshing (the cached token stays until it expires). */

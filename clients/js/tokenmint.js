@@ -99,6 +99,16 @@ export class TokenClient {
     return this.inFlight;
   }
 
+  /**
+   * Changes the platform (a mobile app whose push registration changed, e.g. a new APNs
+   * environment): the cached token is dropped, so the next one carries that platform's push
+   * credential. Voice apps then register again (`keepVoiceDevice(...).register()`).
+   */
+  setPlatform(platform) {
+    this.options.platform = platform;
+    this.current = null;
+  }
+
   /** Keeps a fresh token from now on: refreshes before expiry, backs off after failures. */
   start() {
     this.running = true;

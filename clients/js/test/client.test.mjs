@@ -64,6 +64,15 @@ test("sends the platform, so the push credential is the platform's", async () =>
   }
 });
 
+test("a platform change drops the cached token, so the next carries the new push credential", async () => {
+  const client = new TokenClient({ url, credential: process.env.TOKENMINT_MOBILE_SESSION, grants: { voice: {} }, platform: "ios" });
+  const ios = await client.getToken();
+  client.setPlatform("android");
+  const android = await client.getToken();
+  assert.notEqual(android, ios);
+  assert.equal(payloadOf(android).grants.voice.push_credential_sid, "CR1111111111111111111111111111cccc");
+});
+
 test("a 429 is retryable and its Retry-After sets the back-off", async () => {
   const client = new TokenClient({ url, credential: process.env.TOKENMINT_LIMITED_SESSION, grants: { chat: {} } });
   await client.refresh();
