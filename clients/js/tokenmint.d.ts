@@ -28,6 +28,8 @@ export interface TokenClientOptions {
   ttl?: number;
   /** The platform, for the push credential. */
   platform?: Platform;
+  /** Use the OAuth token exchange (POST /oauth2/token, the credential as subject token). */
+  exchange?: boolean;
   /** Another fetch (tests, or a platform without a global one). */
   fetch?: typeof fetch;
   /** Refresh this many seconds before expiry at most (at most half the ttl). Default 300. */
@@ -42,7 +44,8 @@ export interface TokenClientOptions {
 /** A token and when it expires and will be refreshed (milliseconds since the epoch, this device's clock). */
 export interface TokenDetails {
   token: string;
-  identity: string;
+  /** The identity the token carries (null through the token exchange, whose answer does not say). */
+  identity: string | null;
   grants: string[];
   /** Where the SDK should connect, when the token's account has a region; null for us1. */
   region: string | null;
@@ -54,8 +57,10 @@ export interface TokenDetails {
 export class TokenError extends Error {
   constructor(message: string, details?: { status?: number; problem?: unknown; retryAfterMs?: number | null });
   readonly status: number;
-  /** The problem+json body, when the service sent one. */
-  readonly problem: { type?: string; title?: string; status?: number; detail?: string } | null;
+  /** The problem+json body (or, through the token exchange, the RFC 6749 error), when sent. */
+  readonly problem:
+    | { type?: string; title?: string; status?: number; detail?: string; error?: string; error_description?: string }
+    | null;
   readonly retryAfterMs: number | null;
   /** Whether trying again later can help (rate limited, unavailable, or the network). */
   readonly retryable: boolean;

@@ -53,6 +53,8 @@ export class TokenClient {
    * @param {number} [options.ttl] lifetime to ask for, in seconds (left out: the policy's default)
    * @param {"ios" | "ios_sandbox" | "android" | "web"} [options.platform] the platform the app
    *   runs on, so the policy gives the voice and chat grants that platform's push credential
+   * @param {boolean} [options.exchange] use the OAuth token exchange (`POST /oauth2/token`, the
+   *   credential as the subject token) instead of `POST /v1/tokens`
    */
   constructor(options) {
     if (!options || !options.url || !options.credential) {
@@ -150,28 +152,27 @@ export class TokenClient {
   async request() {
     const credential =
       typeof this.options.credential === "function" ? await this.options.credential() : this.options.credential;
-    const body = {};
-    if (this.options.grants) body.grants = this.options.grants;
-    if (this.options.ttl) body.ttl = this.options.ttl;
-    if (this.options.platform) body.platform = this.options.platform;
+    const base = this.options.url.replace(/\/$/, "");
+    const [endpoint, init] = this.options.exchange
+      ? this.exchangeRequest(base, credential)
+      : this.tokenRequest(base, credential);
     const sentAt = Date.now();
     let response;
     try {
-      response = await this.fetch(`${this.options.url.replace(/\/$/, "")}/v1/tokens`, {
-        method: "POST",
-        headers: { Authorization: `Bearer ${credential}`, "Content-Type": "application/json" },
-        body: JSON.stringify(body),
-        credentials: "omit",
-        cache: "no-store",
-      });
+      response = await this.fetch(endpoint, init);
     } catch (cause) {
       throw this.failed(new TokenError(`tokenmint could not be reached: ${cause}`));
     }
-    const payload = await response.json().catch(() => null);
+    const answer = await response.json().catch(() => null);
+    // The exchange's RFC 8693 answer, read into the same shape.
+    const payload =
+      this.options.exchange && typeof answer?.access_token === "string"
+        ? { token: answer.access_token, ttl: answer.expires_in, grants: answer.scope.split(" "), region: answer.region, identity: null }
+        : answer;
     if (!response.ok || !payload || typeof payload.token !== "string") {
       const retryAfter = Number(response.headers.get("Retry-After"));
       throw this.failed(
-        new TokenError(payload?.detail ?? `tokenmint answered ${response.status}`, {
+        new TokenError(payload?.detail ?? payload?.error_description ?? `tokenmint answered ${response.status}`, {
           status: response.status,
           problem: payload,
           retryAfterMs: Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : null,
@@ -202,6 +203,44 @@ export class TokenClient {
       }
     }
     return this.current;
+  }
+
+  /** POST /v1/tokens with the credential as the bearer token. */
+  tokenRequest(base, credential) {
+    const body = {};
+    if (this.options.grants) body.grants = this.options.grants;
+    if (this.options.ttl) body.ttl = this.options.ttl;
+    if (this.options.platform) body.platform = this.options.platform;
+    const init = {
+      method: "POST",
+      headers: { Authorization: `Bearer ${credential}`, "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+      credentials: "omit",
+      cache: "no-store",
+    };
+    return [`${base}/v1/tokens`, init];
+  }
+
+  /** POST /oauth2/token (RFC 8693): the credential is the subject token, the grants the scope. */
+  exchangeRequest(base, credential) {
+    const form = new URLSearchParams({
+      grant_type: "urn:ietf:params:oauth:grant-type:token-exchange",
+      subject_token: credential,
+      subject_token_type: "urn:ietf:params:oauth:token-type:jwt",
+    });
+    const scope = Object.entries(this.options.grants ?? {}).map(([grant, fields]) =>
+      grant === "video" && fields?.room ? `video:room:${fields.room}` : grant,
+    );
+    if (scope.length) form.set("scope", scope.join(" "));
+    if (this.options.platform) form.set("platform", this.options.platform);
+    const init = {
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: form.toString(),
+      credentials: "omit",
+      cache: "no-store",
+    };
+    return [`${base}/oauth2/token`, init];
   }
 
   failed(error) {

@@ -1,6 +1,7 @@
 //! The client package (clients/js) as app developers get it: Node's test runner drives it
 //! against the real server (fetch, one request for concurrent callers, refresh before expiry,
-//! the platform's push credential, a 429's Retry-After, stop on a refused credential, and the
+//! the platform's push credential, the token exchange, a 429's Retry-After, stop on a refused
+//! credential, and the
 //! Voice, Conversations, Sync and Video helpers on objects with those SDKs' interfaces); `npm pack`
 //! yields a tarball that a fresh project installs and imports; and the TypeScript compiler
 //! accepts a consumer written as the README shows and rejects a misuse.
@@ -48,7 +49,7 @@ async fn nodes_test_runner_drives_the_package_against_the_real_server() {
         .env("TOKENMINT_LIMITED_SESSION", session_token("lim", &["limited"]))
         .env("TOKENMINT_MOBILE_SESSION", session_token("pat", &["mobile"]));
     let report = run(node, Duration::from_secs(60)).await;
-    assert!(report.contains("# pass 10") && report.contains("# fail 0"), "{report}");
+    assert!(report.contains("# pass 11") && report.contains("# fail 0"), "{report}");
 }
 
 #[tokio::test]

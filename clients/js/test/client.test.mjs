@@ -73,6 +73,18 @@ test("a platform change drops the cached token, so the next carries the new push
   assert.equal(payloadOf(android).grants.voice.push_credential_sid, "CR1111111111111111111111111111cccc");
 });
 
+test("the token exchange: the credential as subject token, the grants as scope", async () => {
+  const client = new TokenClient({ url, credential: process.env.TOKENMINT_SESSION, grants: { video: { room: "standup" }, chat: {} }, exchange: true });
+  const details = await client.refresh();
+  assert.deepEqual(details.grants.sort(), ["chat", "video"]);
+  assert.equal(payloadOf(details.token).grants.video.room, "standup");
+  const refused = new TokenClient({ url, credential: process.env.TOKENMINT_SESSION, grants: { task_router: {} }, exchange: true });
+  const error = await refused.getToken().then(() => null, (e) => e);
+  assert.equal(error.status, 400);
+  assert.equal(error.problem.error, "invalid_scope");
+  assert.equal(error.retryable, false);
+});
+
 test("a 429 is retryable and its Retry-After sets the back-off", async () => {
   const client = new TokenClient({ url, credential: process.env.TOKENMINT_LIMITED_SESSION, grants: { chat: {} } });
   await client.refresh();
