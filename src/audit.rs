@@ -130,7 +130,7 @@ impl AuditTrail {
 
     /// Writes `record` (one JSON object) as one line. Returns once it is written, unless the
     /// operator chose `best_effort`; an error means the token it records must not go out.
-    pub async fn record(&self, record: &serde_json::Value) -> Result<(), AuditError> {
+    pub async fn record(&self, record: &impl Serialize) -> Result<(), AuditError> {
         let mut line = serde_json::to_vec(record).map_err(|_| AuditError::Failed)?;
         line.push(b'\n');
         if self.on_stall == OnStall::BestEffort {
@@ -157,7 +157,7 @@ impl AuditTrail {
     }
 
     /// Writes a record nothing waits on (a refusal: no token to hold back), never blocking.
-    pub fn record_quietly(&self, record: &serde_json::Value) {
+    pub fn record_quietly(&self, record: &impl Serialize) {
         let Ok(mut line) = serde_json::to_vec(record) else { return };
         line.push(b'\n');
         if self.queue.try_send(Entry { line, written: None }).is_err() {
@@ -183,19 +183,65 @@ impl AuditTrail {
     }
 }
 
-/// The audit record's common fields: when, and what kind of record it is; the caller adds the
-/// rest. Keys match the log lines' (`timestamp`, `level`, `target`, `message`), so one query
-/// reads both.
-pub fn record_header(message: &str) -> serde_json::Map<String, serde_json::Value> {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let seconds = crate::token::rfc3339(now.as_secs());
-    let timestamp = format!("{}.{:06}Z", seconds.trim_end_matches('Z'), now.subsec_micros());
-    let mut record = serde_json::Map::new();
-    record.insert("timestamp".into(), timestamp.into());
-    record.insert("level".into(), "INFO".into());
-    record.insert("target".into(), "audit".into());
-    record.insert("message".into(), message.into());
-    record
+/// The record of a minted token. The first four keys match the log lines' (`timestamp`,
+/// `level`, `target`, `message`), so one query reads both; borrowed fields, written in one pass.
+#[derive(Debug, Serialize)]
+pub struct TokenMinted<'a> {
+    pub timestamp: Timestamp,
+    pub level: &'static str,
+    pub target: &'static str,
+    pub message: &'static str,
+    pub request_id: &'a str,
+    pub identity: &'a str,
+    /// The identity as authenticated, when the rule minted another form of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original_identity: Option<&'a str>,
+    pub subject: &'a str,
+    pub principal: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<&'a str>,
+    pub rule: &'a str,
+    pub account: &'a str,
+    pub grants: &'a [&'static str],
+    pub ttl: u32,
+    pub jti: &'a str,
+    pub key_sid: &'a str,
+    pub client_ip: std::net::IpAddr,
+}
+
+/// The record of a deny-list refusal (no token left, so nothing waits on it).
+#[derive(Debug, Serialize)]
+pub struct TokenRefused<'a> {
+    pub timestamp: Timestamp,
+    pub level: &'static str,
+    pub target: &'static str,
+    pub message: &'static str,
+    pub request_id: &'a str,
+    pub identity: &'a str,
+    pub subject: &'a str,
+    pub principal: String,
+    pub deny_list: &'static str,
+    pub client_ip: std::net::IpAddr,
+}
+
+/// `target` of every record.
+pub const TARGET: &str = "audit";
+
+/// Now, written as RFC 3339 with microseconds (UTC), as the log lines write it.
+#[derive(Debug, Clone, Copy)]
+pub struct Timestamp(std::time::Duration);
+
+impl Timestamp {
+    pub fn now() -> Self {
+        Self(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default())
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let seconds = crate::token::rfc3339(self.0.as_secs());
+        serializer.collect_str(&format_args!("{}.{:06}Z", seconds.trim_end_matches('Z'), self.0.subsec_micros()))
+    }
 }
 
 /// Where the writer thread writes.

@@ -19,7 +19,7 @@ use std::net::IpAddr;
 use secrecy::ExposeSecret;
 
 use crate::app::App;
-use crate::audit::{AuditError, record_header};
+use crate::audit::{self, AuditError, Timestamp, TokenMinted, TokenRefused};
 use crate::auth::{Accepted, AuthError, Principal, identity_quota_key};
 use crate::policy::{PolicyError, TokenRequest};
 use crate::ratelimit::{RateLimitError, RateLimitFields};
@@ -106,14 +106,18 @@ impl App {
         let decision = self.policy.load().decide(principal, request).inspect_err(|e| {
             if let PolicyError::Denied(list) = e {
                 self.metrics.denied.with_label_values(&[list.label()]).inc();
-                let mut record = record_header("token refused: deny list");
-                record.insert("request_id".into(), request_id.into());
-                record.insert("identity".into(), request.identity.as_deref().unwrap_or(&principal.identity).into());
-                record.insert("subject".into(), principal.subject.as_str().into());
-                record.insert("principal".into(), principal.source.to_string().into());
-                record.insert("deny_list".into(), list.label().into());
-                record.insert("client_ip".into(), client_ip.to_string().into());
-                self.audit.record_quietly(&record.into());
+                self.audit.record_quietly(&TokenRefused {
+                    timestamp: Timestamp::now(),
+                    level: "INFO",
+                    target: audit::TARGET,
+                    message: "token refused: deny list",
+                    request_id,
+                    identity: request.identity.as_deref().unwrap_or(&principal.identity),
+                    subject: &principal.subject,
+                    principal: principal.source.to_string(),
+                    deny_list: list.label(),
+                    client_ip,
+                });
             }
         })?;
         // A backend minting for someone else spends their quota as well as its own.
@@ -136,25 +140,26 @@ impl App {
         timer.observe_duration();
         let grants = decision.spec.grants.names();
         // The record first: a token whose record is not written is not handed out.
-        let mut record = record_header("token minted");
-        record.insert("request_id".into(), request_id.into());
-        record.insert("identity".into(), decision.spec.identity.as_str().into());
-        if let Some(original) = &decision.original_identity {
-            record.insert("original_identity".into(), original.as_str().into());
-        }
-        record.insert("subject".into(), principal.subject.as_str().into());
-        record.insert("principal".into(), principal.source.to_string().into());
-        if let Some(tenant) = &principal.tenant {
-            record.insert("tenant".into(), tenant.as_str().into());
-        }
-        record.insert("rule".into(), decision.rule.as_str().into());
-        record.insert("account".into(), decision.account.as_str().into());
-        record.insert("grants".into(), grants.clone().into());
-        record.insert("ttl".into(), decision.spec.ttl_secs.into());
-        record.insert("jti".into(), minted.jti.as_str().into());
-        record.insert("key_sid".into(), minted.key_sid.as_str().into());
-        record.insert("client_ip".into(), client_ip.to_string().into());
-        self.audit.record(&record.into()).await?;
+        let record = TokenMinted {
+            timestamp: Timestamp::now(),
+            level: "INFO",
+            target: audit::TARGET,
+            message: "token minted",
+            request_id,
+            identity: &decision.spec.identity,
+            original_identity: decision.original_identity.as_deref(),
+            subject: &principal.subject,
+            principal: principal.source.to_string(),
+            tenant: principal.tenant.as_deref(),
+            rule: &decision.rule,
+            account: &decision.account,
+            grants: &grants,
+            ttl: decision.spec.ttl_secs,
+            jti: &minted.jti,
+            key_sid: &minted.key_sid,
+            client_ip,
+        };
+        self.audit.record(&record).await?;
         for grant in &grants {
             self.metrics.tokens_issued.with_label_values(&[grant]).inc();
         }

@@ -36,7 +36,7 @@ pub struct TokenRequest {
     pub grants: Option<RequestedGrants>,
     /// The platform the client runs on (`ios`, `ios_sandbox`, `android`, `web`): a rule with
     /// `push_credentials` gives the voice and chat grants that platform's push credential.
-    #[schema(nullable = false)]
+    /// `null` counts as left out.
     pub platform: Option<Platform>,
 }
 

@@ -21,7 +21,8 @@ const scenarios = {
   // A short ttl: the client refreshes by itself before the token expires.
   async refreshBeforeExpiry({ api, session }) {
     const { TokenClient } = await import("/tokenmint.js");
-    const client = new TokenClient({ url: api, credential: () => session, ttl: 4 });
+    // Video alone: a chat grant would need at least 180 s (its floor).
+    const client = new TokenClient({ url: api, credential: () => session, grants: { video: { room: "standup" } }, ttl: 4 });
     const seen = [];
     client.onToken((token, details) => seen.push({ token, at: Date.now(), ...details }));
     client.start();
