@@ -14,6 +14,12 @@ export interface RequestedGrants {
   task_router?: { workspace_sid?: string; worker_sid?: string; role?: string };
 }
 
+/** Web Storage or AsyncStorage: either may answer synchronously or with a promise. */
+export interface TokenStorage {
+  getItem(key: string): string | null | Promise<string | null>;
+  setItem(key: string, value: string): void | Promise<void>;
+}
+
 /** The platform the app runs on: the policy picks that platform's push credential. */
 export type Platform = "ios" | "ios_sandbox" | "android" | "web";
 
@@ -30,6 +36,10 @@ export interface TokenClientOptions {
   platform?: Platform;
   /** Use the OAuth token exchange (POST /oauth2/token, the credential as subject token). */
   exchange?: boolean;
+  /** Keeps the current token across reloads or restarts: sessionStorage, or React Native's AsyncStorage. */
+  storage?: TokenStorage;
+  /** The key in `storage`; default "tokenmint:" + url. */
+  storageKey?: string;
   /** Another fetch (tests, or a platform without a global one). */
   fetch?: typeof fetch;
   /** Refresh this many seconds before expiry at most (at most half the ttl). Default 300. */

@@ -55,6 +55,10 @@ export class TokenClient {
    *   runs on, so the policy gives the voice and chat grants that platform's push credential
    * @param {boolean} [options.exchange] use the OAuth token exchange (`POST /oauth2/token`, the
    *   credential as the subject token) instead of `POST /v1/tokens`
+   * @param {{ getItem(key: string): any, setItem(key: string, value: string): any }} [options.storage]
+   *   where the current token is kept across reloads or app restarts: Web Storage
+   *   (`sessionStorage`) or React Native's AsyncStorage (either may be async); left out, memory only
+   * @param {string} [options.storageKey] the key in `storage` (default "tokenmint:" + url)
    */
   constructor(options) {
     if (!options || !options.url || !options.credential) {
@@ -85,10 +89,27 @@ export class TokenClient {
 
   /** The cached token while it is fresh, else a new one (concurrent callers share one request). */
   async getToken() {
+    if (!this.current && this.options.storage) {
+      this.current = await this.restore();
+    }
     if (this.current && Date.now() < this.current.refreshAt) {
       return this.current.token;
     }
     return (await this.refresh()).token;
+  }
+
+  get storageKey() {
+    return this.options.storageKey ?? `tokenmint:${this.options.url}`;
+  }
+
+  /** The token `storage` holds, if it is there and still fresh. */
+  async restore() {
+    try {
+      const saved = JSON.parse((await this.options.storage.getItem(this.storageKey)) ?? "null");
+      return saved && typeof saved.token === "string" && Date.now() < saved.refreshAt ? saved : null;
+    } catch {
+      return null; // unreadable storage is only a missed cache
+    }
   }
 
   /** Fetches a new token now (for an SDK's `tokenAboutToExpire` / `tokenWillExpire` event). */
@@ -109,6 +130,8 @@ export class TokenClient {
   setPlatform(platform) {
     this.options.platform = platform;
     this.current = null;
+    // A stored token carries the old platform's push credential.
+    Promise.resolve(this.options.storage?.setItem(this.storageKey, "null")).catch(() => {});
   }
 
   /** Keeps a fresh token from now on: refreshes before expiry, backs off after failures. */
@@ -195,6 +218,13 @@ export class TokenClient {
       expiresAt,
       refreshAt,
     };
+    if (this.options.storage) {
+      try {
+        await this.options.storage.setItem(this.storageKey, JSON.stringify(this.current));
+      } catch (error) {
+        console.error("tokenmint: the token could not be stored", error);
+      }
+    }
     for (const listener of this.tokenListeners) {
       try {
         listener(payload.token, this.current);

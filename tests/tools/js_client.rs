@@ -49,7 +49,7 @@ async fn nodes_test_runner_drives_the_package_against_the_real_server() {
         .env("TOKENMINT_LIMITED_SESSION", session_token("lim", &["limited"]))
         .env("TOKENMINT_MOBILE_SESSION", session_token("pat", &["mobile"]));
     let report = run(node, Duration::from_secs(60)).await;
-    assert!(report.contains("# pass 11") && report.contains("# fail 0"), "{report}");
+    assert!(report.contains("# pass 12") && report.contains("# fail 0"), "{report}");
 }
 
 #[tokio::test]

@@ -85,6 +85,19 @@ test("the token exchange: the credential as subject token, the grants as scope",
   assert.equal(error.retryable, false);
 });
 
+test("a pluggable storage keeps the token across instances (an app restart)", async () => {
+  const saved = new Map();
+  const storage = { getItem: async (k) => saved.get(k) ?? null, setItem: async (k, v) => void saved.set(k, v) };
+  const fetchCounted = countingFetch();
+  const options = { url, credential: process.env.TOKENMINT_SESSION, grants: { chat: {} }, storage, fetch: fetchCounted };
+  const first = await new TokenClient(options).getToken();
+  const restarted = await new TokenClient(options).getToken();
+  assert.equal(restarted, first, "the stored token, while fresh");
+  assert.equal(fetchCounted.calls, 1, "no second request");
+  saved.set(`tokenmint:${url}`, "not json");
+  assert.notEqual(await new TokenClient(options).getToken(), first, "unreadable storage is a missed cache");
+});
+
 test("a 429 is retryable and its Retry-After sets the back-off", async () => {
   const client = new TokenClient({ url, credential: process.env.TOKENMINT_LIMITED_SESSION, grants: { chat: {} } });
   await client.refresh();

@@ -7,6 +7,7 @@ const client = new TokenClient({
   grants: { video: { room: "standup" }, voice: { incoming: true }, chat: {} },
   ttl: 600,
   platform: "ios",
+  storage: { getItem: async (key: string) => key, setItem: (_key: string, _value: string) => {} },
 });
 const unsubscribe: () => void = client.onToken((token: string, details: TokenDetails) => {
   const where: string | null = details.region;
