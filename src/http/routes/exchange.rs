@@ -57,8 +57,9 @@ pub struct ExchangeForm {
     #[schema(pattern = "^(urn:ietf:params:oauth:token-type:jwt)?$", nullable = false)]
     pub requested_token_type: Option<String>,
     /// The platform the client runs on (`ios`, `ios_sandbox`, `android`, `web`): a rule with
-    /// `push_credentials` gives the voice and chat grants that platform's push credential.
-    #[schema(value_type = Option<Platform>, nullable = false)]
+    /// `push_credentials` gives the voice and chat grants that platform's push credential. Empty
+    /// counts as left out (RFC 6749 §3.1).
+    #[schema(value_type = Option<String>, pattern = "^(ios|ios_sandbox|android|web)?$", nullable = false)]
     pub platform: Option<Platform>,
 }
 
