@@ -15,12 +15,15 @@ fuzz_target!(|data: &[u8]| {
         Err(problem) => vec![problem],
         Ok(settings) => match Runtime::assemble(settings, &env, false) {
             Err(problems) => problems,
-            Ok(runtime) => {
-                let (state, settings) = runtime.into_state();
-                let _ = tokenmint::http::api_router(state.clone(), &settings.server, &settings.cors);
-                let _ = tokenmint::http::admin_router(state, &settings.server);
-                Vec::new()
-            }
+            Ok(runtime) => match runtime.into_state() {
+                Ok((state, settings)) => {
+                    let _ = tokenmint::http::api_router(state.clone(), &settings.server, &settings.cors);
+                    let _ = tokenmint::http::admin_router(state, &settings.server);
+                    Vec::new()
+                }
+                // The audit writer's thread could not start: not the configuration's doing.
+                Err(e) => vec![e.to_string()],
+            },
         },
     };
     for problem in problems {
