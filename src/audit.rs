@@ -131,12 +131,9 @@ impl AuditTrail {
     /// Writes `record` (one JSON object) as one line. Returns once it is written, unless the
     /// operator chose `best_effort`; an error means the token it records must not go out.
     pub async fn record(&self, record: &impl Serialize) -> Result<(), AuditError> {
-        let mut line = serde_json::to_vec(record).map_err(|_| AuditError::Failed)?;
-        line.push(b'\n');
+        let line = line_of(record).ok_or(AuditError::Failed)?;
         if self.on_stall == OnStall::BestEffort {
-            if self.queue.try_send(Entry { line, written: None }).is_err() {
-                self.records.with_label_values(&["dropped"]).inc();
-            }
+            self.enqueue(line);
             return Ok(());
         }
         let (done, written) = oneshot::channel();
@@ -158,8 +155,13 @@ impl AuditTrail {
 
     /// Writes a record nothing waits on (a refusal: no token to hold back), never blocking.
     pub fn record_quietly(&self, record: &impl Serialize) {
-        let Ok(mut line) = serde_json::to_vec(record) else { return };
-        line.push(b'\n');
+        if let Some(line) = line_of(record) {
+            self.enqueue(line);
+        }
+    }
+
+    /// Queues `line` without waiting; a full queue drops it, counted.
+    fn enqueue(&self, line: Vec<u8>) {
         if self.queue.try_send(Entry { line, written: None }).is_err() {
             self.records.with_label_values(&["dropped"]).inc();
         }
@@ -181,6 +183,13 @@ impl AuditTrail {
         })
         .await;
     }
+}
+
+/// `record` as one JSON line.
+fn line_of(record: &impl Serialize) -> Option<Vec<u8>> {
+    let mut line = serde_json::to_vec(record).ok()?;
+    line.push(b'\n');
+    Some(line)
 }
 
 /// The record of a minted token. The first four keys match the log lines' (`timestamp`,

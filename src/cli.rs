@@ -218,11 +218,8 @@ async fn mint(
     platform: Option<&str>,
 ) -> anyhow::Result<()> {
     let runtime = load(config, dev)?;
-    let platform = platform
-        .map(|name| {
-            Platform::parse(name).ok_or_else(|| anyhow!("--platform must be one of ios, ios_sandbox, android, web"))
-        })
-        .transpose()?;
+    let platform =
+        platform.map(|name| Platform::parse(name).map_err(|shape| anyhow!("--platform {shape}"))).transpose()?;
     if roles.is_empty() {
         if !dev {
             bail!("name the roles to mint as with --role (they select the policy rule)");

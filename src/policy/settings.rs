@@ -92,9 +92,13 @@ impl Platform {
         }
     }
 
-    /// The platform named `name`, as a form parameter names it.
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|platform| platform.as_str() == name)
+    /// The platform named `name`, as a form parameter or a command-line flag names it; the
+    /// error says which names there are.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        Self::ALL.into_iter().find(|platform| platform.as_str() == name).ok_or_else(|| {
+            let known: Vec<&str> = Self::ALL.iter().map(|p| p.as_str()).collect();
+            format!("must be one of {}", known.join(", "))
+        })
     }
 }
 

@@ -199,12 +199,7 @@ fn read_form(
         return Err(bad_request(&format!("requested_token_type can only be {JWT}")));
     }
     let platform = platform
-        .map(|name| {
-            Platform::parse(&name).ok_or_else(|| {
-                let known: Vec<&str> = Platform::ALL.iter().map(|p| p.as_str()).collect();
-                bad_request(&format!("platform must be one of {}", known.join(", ")))
-            })
-        })
+        .map(|name| Platform::parse(&name).map_err(|shape| bad_request(&format!("platform {shape}"))))
         .transpose()?;
     Ok(ExchangeForm { grant_type, subject_token, subject_token_type, scope, requested_token_type, platform })
 }
