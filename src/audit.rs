@@ -201,6 +201,9 @@ pub struct TokenMinted<'a> {
     pub target: &'static str,
     pub message: &'static str,
     pub request_id: &'a str,
+    /// The request's trace, when traces are on (`[trace]`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<&'a str>,
     pub identity: &'a str,
     /// The identity as authenticated, when the rule minted another form of it.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -226,6 +229,8 @@ pub struct TokenRefused<'a> {
     pub target: &'static str,
     pub message: &'static str,
     pub request_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<&'a str>,
     pub identity: &'a str,
     pub subject: &'a str,
     pub principal: String,

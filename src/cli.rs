@@ -189,7 +189,7 @@ fn source(config: Option<&Path>, dev: bool) -> ConfigSource {
 
 async fn serve(config: Option<&Path>, dev: bool) -> anyhow::Result<()> {
     let runtime = load(config, dev)?;
-    let _log = crate::telemetry::init(&runtime.settings.log).map_err(|e| anyhow!(e))?;
+    let _log = crate::telemetry::init(&runtime.settings.log, &runtime.settings.trace).map_err(|e| anyhow!(e))?;
     let placeholder = runtime.credentials.is_placeholder();
     let reloader = Reloader::new(source(config, dev), &runtime);
     let dev_session = dev.then(|| runtime.authenticator.dev_session_token("dev_user", &["dev"], 24 * 3600)).flatten();

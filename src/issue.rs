@@ -17,6 +17,7 @@
 use std::net::IpAddr;
 
 use secrecy::ExposeSecret;
+use tracing::Instrument;
 
 use crate::app::App;
 use crate::audit::{self, AuditError, Timestamp, TokenMinted, TokenRefused};
@@ -77,7 +78,10 @@ impl App {
         request_id: &str,
     ) -> Result<Admitted, IssueError> {
         let verified = match credential {
-            Ok(credential) => self.authenticator.load_full().authenticate(credential, accepted).await,
+            Ok(credential) => {
+                let authenticator = self.authenticator.load_full();
+                authenticator.authenticate(credential, accepted).instrument(tracing::debug_span!("authenticate")).await
+            }
             Err(e) => Err(e),
         };
         let principal = verified.inspect_err(|e| {
@@ -103,7 +107,9 @@ impl App {
         request_id: &str,
         now: u64,
     ) -> Result<Issued, IssueError> {
-        let decision = self.policy.load().decide(principal, request).inspect_err(|e| {
+        let trace_id = crate::traces::current_trace_id();
+        let decision = tracing::debug_span!("policy").in_scope(|| self.policy.load().decide(principal, request));
+        let decision = decision.inspect_err(|e| {
             if let PolicyError::Denied(list) = e {
                 self.metrics.denied.with_label_values(&[list.label()]).inc();
                 self.audit.record_quietly(&TokenRefused {
@@ -112,6 +118,7 @@ impl App {
                     target: audit::TARGET,
                     message: "token refused: deny list",
                     request_id,
+                    trace_id: trace_id.as_deref(),
                     identity: request.identity.as_deref().unwrap_or(&principal.identity),
                     subject: &principal.subject,
                     principal: principal.source.to_string(),
@@ -136,7 +143,8 @@ impl App {
             ))
         })?;
         let timer = self.metrics.mint_duration.start_timer();
-        let minted = minter.mint(&decision.spec, now)?;
+        let minted =
+            tracing::debug_span!("mint", account = %decision.account).in_scope(|| minter.mint(&decision.spec, now))?;
         timer.observe_duration();
         let grants = decision.spec.grants.names();
         // The record first: a token whose record is not written is not handed out.
@@ -146,6 +154,7 @@ impl App {
             target: audit::TARGET,
             message: "token minted",
             request_id,
+            trace_id: trace_id.as_deref(),
             identity: &decision.spec.identity,
             original_identity: decision.original_identity.as_deref(),
             subject: &principal.subject,
@@ -159,7 +168,7 @@ impl App {
             key_sid: &minted.key_sid,
             client_ip,
         };
-        self.audit.record(&record).await?;
+        self.audit.record(&record).instrument(tracing::debug_span!("audit")).await?;
         for grant in &grants {
             self.metrics.tokens_issued.with_label_values(&[grant]).inc();
         }

@@ -37,3 +37,4 @@ pub mod startup;
 pub mod telemetry;
 pub mod text;
 pub mod token;
+pub mod traces;

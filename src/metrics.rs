@@ -66,6 +66,9 @@ pub struct Series {
     /// refused the write), `refused` (the request got 503: the sink was stalled) or `dropped`
     /// (`best_effort` only).
     pub audit_records: IntCounterVec,
+    /// `tokenmint_trace_spans_total{outcome}`: spans the OTLP collector took (`exported`) or
+    /// did not (`failed`), with `[trace]` on (`traces`).
+    trace_spans: IntCounterVec,
 }
 
 impl Metrics {
@@ -157,6 +160,14 @@ impl Series {
             "Audit records by outcome: written, failed (the sink refused the write), refused (503: the sink was stalled) or dropped (best_effort only).",
             &["outcome"],
         );
+        let trace_spans = counter(
+            "tokenmint_trace_spans_total",
+            "Spans sent to the OTLP collector, by outcome: exported, or failed (the collector did not take the batch).",
+            &["outcome"],
+        );
+        for outcome in ["exported", "failed"] {
+            trace_spans.with_label_values(&[outcome]);
+        }
         let reloader_running = registered(
             &registry,
             IntGauge::new(
@@ -218,6 +229,7 @@ impl Series {
             open_connections,
             connections_refused,
             audit_records,
+            trace_spans,
         }
     }
 
@@ -247,6 +259,11 @@ impl Series {
     pub fn render(&self) -> String {
         let dropped = crate::telemetry::dropped_log_lines();
         self.log_lines_dropped.inc_by(dropped.saturating_sub(self.log_lines_dropped.get()));
+        let (exported, failed) = crate::traces::span_counts();
+        for (outcome, total) in [("exported", exported), ("failed", failed)] {
+            let counter = self.trace_spans.with_label_values(&[outcome]);
+            counter.inc_by(total.saturating_sub(counter.get()));
+        }
         let mut buffer = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut buffer).expect("text encoding cannot fail");
         String::from_utf8(buffer).expect("the text format is UTF-8")

@@ -284,7 +284,7 @@ impl Reloader {
 
 /// The sections only a restart applies: the listeners, the layers built around them, the log
 /// and the reloader itself. Every other section is rebuilt by a reload (a test checks the list).
-const READ_AT_START_UP: [&str; 5] = ["server", "cors", "log", "reload", "audit"];
+const READ_AT_START_UP: [&str; 6] = ["server", "cors", "log", "trace", "reload", "audit"];
 
 /// The keys of the sections read at start-up only whose value differs between `started` and
 /// `now`, e.g. `server.listen`.

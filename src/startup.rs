@@ -60,6 +60,7 @@ pub fn settings_problems(settings: &Settings, dev: bool) -> Vec<String> {
     problems.extend(settings.cors.problems());
     problems.extend(settings.reload.problems());
     problems.extend(settings.audit.problems());
+    problems.extend(settings.trace.problems());
     if dev {
         for (key, addr) in
             [("server.listen", settings.server.listen), ("server.admin_listen", settings.server.admin_listen)]

@@ -9,6 +9,7 @@
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
@@ -83,6 +84,16 @@ pub enum KeySource {
     Uri(String),
     /// Inline, never refreshed.
     Static,
+}
+
+impl KeySource {
+    /// Where the keys are fetched from first (the discovery document, or the key set itself).
+    fn url(&self) -> &str {
+        match self {
+            Self::Discovery { issuer: url, .. } | Self::Uri(url) => url,
+            Self::Static => "",
+        }
+    }
 }
 
 /// Fetch and refresh timing.
@@ -201,7 +212,7 @@ impl JwksCache {
     }
 
     async fn fetch_and_store(&self) -> Result<Duration, String> {
-        let result = self.fetch().await;
+        let result = self.fetch().instrument(tracing::debug_span!("jwks_fetch", url = self.source.url())).await;
         self.fetches.with_label_values(&[if result.is_ok() { "success" } else { "error" }]).inc();
         let (keys, max_age) = result?;
         if keys.keys.is_empty() {

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::accounts::AccountOffer;
 use crate::audit::AuditSettings;
+use crate::traces::TraceSettings;
 
 use crate::auth::AuthSettings;
 use crate::env::EnvVars;
@@ -32,6 +33,7 @@ pub struct Settings {
     pub server: ServerSettings,
     pub token: TokenSettings,
     pub log: LogSettings,
+    pub trace: TraceSettings,
     pub cors: CorsSettings,
     pub rate_limit: RateLimitSettings,
     pub reload: ReloadSettings,

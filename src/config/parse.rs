@@ -10,8 +10,8 @@ use super::{DEFAULT_TOML, DEV_TOML, Settings};
 use crate::env::EnvVars;
 
 /// The top-level sections, in the order they are reported.
-const SECTIONS: [&str; 10] =
-    ["server", "token", "log", "cors", "rate_limit", "reload", "accounts", "auth", "policy", "audit"];
+const SECTIONS: [&str; 11] =
+    ["server", "token", "log", "trace", "cors", "rate_limit", "reload", "accounts", "auth", "policy", "audit"];
 
 /// The environment variables' prefix and separator: `TOKENMINT__SERVER__LISTEN`.
 const ENV_PREFIX: &str = "TOKENMINT";
@@ -61,6 +61,7 @@ pub fn parse(file: Option<(&str, &str)>, dev: bool, env: &EnvVars) -> Parsed {
         server: read.section("server", defaults.server),
         token: read.section("token", defaults.token),
         log: read.section("log", defaults.log),
+        trace: read.section("trace", defaults.trace),
         cors: read.section("cors", defaults.cors),
         rate_limit: read.section("rate_limit", defaults.rate_limit),
         reload: read.section("reload", defaults.reload),

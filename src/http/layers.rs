@@ -125,11 +125,44 @@ impl MakeRequestId for UniqueRequestIds {
 
 /// One span per request, at debug level: at the default `info` a span per request would cost
 /// a third of the throughput (bench/load.sh), and the info-level lines name their request
-/// themselves. `identity` is filled in once the caller is authenticated.
+/// themselves. With traces on it is the server span, child of the caller's `traceparent`;
+/// `identity` is filled in once the caller is authenticated, the status once answered.
 fn request_span(request: &Request<Body>) -> Span {
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
     let request_id = request_id(request.headers());
-    tracing::debug_span!("request", method = %request.method(), route, request_id, identity = tracing::field::Empty)
+    let method = request.method().as_str();
+    let span = tracing::debug_span!(
+        crate::telemetry::REQUEST_SPAN,
+        method,
+        route,
+        request_id,
+        identity = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+        otel.name = format!("{method} {route}"),
+        otel.kind = "server",
+        http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    if !span.is_disabled() {
+        crate::traces::adopt_remote_parent(&span, &TraceHeaders(request.headers()));
+        if let Some(trace_id) = crate::traces::trace_id(&span) {
+            span.record("trace_id", trace_id);
+        }
+    }
+    span
+}
+
+/// The W3C trace-context headers, for [`crate::traces::adopt_remote_parent`].
+struct TraceHeaders<'a>(&'a HeaderMap);
+
+impl opentelemetry::propagation::Extractor for TraceHeaders<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|value| value.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(HeaderName::as_str).collect()
+    }
 }
 
 /// The request's id, as [`UniqueRequestIds`] set it (or the client sent it): the one place it
@@ -157,6 +190,13 @@ async fn observe(State(state): State<AppState>, mut request: Request, next: Next
     let id = request.headers().get(X_REQUEST_ID).cloned();
     let mut response = next.run(request).await;
     let status = response.status();
+    let span = Span::current();
+    if !span.is_disabled() {
+        span.record("http.response.status_code", i64::from(status.as_u16()));
+        if status.is_server_error() {
+            span.record("otel.status_code", "ERROR");
+        }
+    }
     let elapsed = started.elapsed();
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     let labels = [route, method, status.as_str()];

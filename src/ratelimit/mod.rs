@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 
 pub use memory::KeyedLimiter;
 pub use redis::{OnError, RedisSettings, RedisStore};
@@ -148,18 +149,28 @@ impl Limit {
     }
 
     /// Checks `key` in the shared store when there is one, else (or, failing open, when it is
-    /// unreachable) in memory.
+    /// unreachable) in memory. The span (for traces) names the limit and the store, never the key.
     async fn check(
         &self,
         scope: Scope,
         key: &str,
         shared: Option<&RedisStore>,
     ) -> Result<RateLimitFields, RateLimitError> {
+        let span = tracing::debug_span!(
+            "rate_limit",
+            scope = scope.label(),
+            limit = %self.name,
+            store = if shared.is_some() { "redis" } else { "memory" },
+            fell_back = tracing::field::Empty,
+        );
         let verdict = match shared {
-            None => self.limiter.check(key),
-            Some(store) => match store.check(&self.name, key, self.settings).await {
+            None => span.in_scope(|| self.limiter.check(key)),
+            Some(store) => match store.check(&self.name, key, self.settings).instrument(span.clone()).await {
                 Ok(verdict) => verdict,
-                Err(_) if store.on_error == OnError::FailOpen => self.limiter.check(key),
+                Err(_) if store.on_error == OnError::FailOpen => {
+                    span.record("fell_back", "memory");
+                    self.limiter.check(key)
+                }
                 Err(_) => return Err(RateLimitError::StoreUnavailable),
             },
         };

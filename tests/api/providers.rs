@@ -2,142 +2,17 @@
 //! loopback that can rotate keys, fail, and count the fetches it sees. RFC 8725 is the
 //! checklist for the attacks: each must end in 401 `invalid_token`.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::IntoResponse;
-use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
+use crate::helpers::jwks::*;
 use crate::helpers::*;
-
-const AUDIENCE: &str = "tokenmint-app";
-
-/// A signing key with its public JWK.
-struct TestKey {
-    kid: String,
-    alg: Algorithm,
-    encoding: EncodingKey,
-    jwk: Value,
-}
-
-fn key(file: &str, alg: Algorithm, kid: &str) -> TestKey {
-    let pem = std::fs::read(repo_path(&format!("tests/fixtures/keys/{file}"))).unwrap();
-    let encoding = match alg {
-        Algorithm::ES256 => EncodingKey::from_ec_pem(&pem),
-        Algorithm::EdDSA => EncodingKey::from_ed_pem(&pem),
-        _ => EncodingKey::from_rsa_pem(&pem),
-    }
-    .unwrap();
-    let mut jwk = serde_json::to_value(Jwk::from_encoding_key(&encoding, alg).unwrap()).unwrap();
-    jwk["kid"] = kid.into();
-    jwk["use"] = "sig".into();
-    TestKey { kid: kid.into(), alg, encoding, jwk }
-}
-
-fn rsa_a() -> TestKey {
-    key("rsa-a.pem", Algorithm::RS256, "rsa-a")
-}
-
-/// What the JWKS server serves and how it misbehaves.
-#[derive(Default)]
-struct Served {
-    keys: RwLock<Vec<Value>>,
-    failing: AtomicBool,
-    /// When set, this body with status 200 instead of the key set.
-    garbage: RwLock<Option<&'static str>>,
-    /// Milliseconds to wait before answering.
-    delay_ms: AtomicUsize,
-    /// Bytes of padding added to the key set (to exceed the size cap).
-    padding: AtomicUsize,
-    /// The `Cache-Control: max-age` sent, in seconds (0: the default 600).
-    max_age_secs: AtomicUsize,
-    fetches: AtomicUsize,
-    other_requests: AtomicUsize,
-}
-
-struct JwksServer {
-    base: String,
-    served: Arc<Served>,
-}
-
-impl JwksServer {
-    async fn start(keys: &[&TestKey]) -> Self {
-        let served = Arc::new(Served::default());
-        served.set(keys);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let discovery = json!({"issuer": base, "jwks_uri": format!("{base}/jwks.json")});
-        let app = axum::Router::new()
-            .route("/jwks.json", get(jwks))
-            .route("/.well-known/openid-configuration", get(move || async move { axum::Json(discovery) }))
-            .fallback(|State(served): State<Arc<Served>>| async move {
-                served.other_requests.fetch_add(1, Ordering::SeqCst);
-                StatusCode::NOT_FOUND
-            })
-            .with_state(served.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { base, served }
-    }
-}
-
-impl Served {
-    fn set(&self, keys: &[&TestKey]) {
-        *self.keys.write().unwrap() = keys.iter().map(|k| k.jwk.clone()).collect();
-    }
-}
-
-async fn jwks(State(served): State<Arc<Served>>) -> axum::response::Response {
-    served.fetches.fetch_add(1, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(served.delay_ms.load(Ordering::SeqCst) as u64)).await;
-    if served.failing.load(Ordering::SeqCst) {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "garbage, not JSON").into_response();
-    }
-    if let Some(body) = *served.garbage.read().unwrap() {
-        return ([(header::CONTENT_TYPE, "application/json")], body).into_response();
-    }
-    let body =
-        json!({"keys": *served.keys.read().unwrap(), "padding": "x".repeat(served.padding.load(Ordering::SeqCst))});
-    let max_age = match served.max_age_secs.load(Ordering::SeqCst) {
-        0 => 600,
-        secs => secs,
-    };
-    ([(header::CACHE_CONTROL, format!("public, max-age={max_age}"))], axum::Json(body)).into_response()
-}
-
-/// The provider's config; `extra` adds keys to the table.
-fn provider_toml(issuer: &str, extra: &str) -> String {
-    format!(
-        r#"
-[[auth.providers]]
-issuer = "{issuer}"
-audiences = ["{AUDIENCE}"]
-algorithms = ["RS256", "ES256", "EdDSA"]
-roles_claim = "realm_access.roles"
-default_roles = ["user"]
-identity_namespace = "test-users"
-{extra}
-"#
-    )
-}
-
-fn claims(issuer: &str, sub: &str) -> Value {
-    let now = now();
-    json!({"iss": issuer, "aud": AUDIENCE, "sub": sub, "iat": now, "exp": now + 300})
-}
-
-fn sign(key: &TestKey, claims: &Value) -> String {
-    let mut header = Header::new(key.alg);
-    header.kid = Some(key.kid.clone());
-    jsonwebtoken::encode(&header, claims, &key.encoding).unwrap()
-}
 
 async fn assert_refused(app: &TestApp, token: &str, why: &str) {
     let response = app.post_token(Some(token), None).await;

@@ -18,3 +18,4 @@ mod oidc_provider;
 mod prometheus;
 mod redis_store;
 mod schema;
+mod traces;

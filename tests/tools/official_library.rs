@@ -5,21 +5,9 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-/// The Python with the official library: `TOKENMINT_TEST_PYTHON`, else `.venv/bin/python`.
-fn python() -> std::path::PathBuf {
-    let python =
-        std::env::var("TOKENMINT_TEST_PYTHON").map(Into::into).unwrap_or_else(|_| repo_path(".venv/bin/python"));
-    assert!(
-        python.exists(),
-        "{} does not exist: run scripts/test, which creates .venv with Twilio's official `twilio` package",
-        python.display()
-    );
-    python
-}
-
 #[tokio::test]
 async fn the_official_twilio_library_verifies_our_tokens_and_writes_the_same_grants() {
-    let python = python();
+    let python = test_python();
     // Callers get voice-safe identities and their push credential by platform.
     let callers = r#"
 [[policy.rules]]

@@ -42,9 +42,7 @@ fn form(pairs: &[(&str, &str)]) -> String {
 
 impl MockProvider {
     async fn start() -> Self {
-        let python =
-            std::env::var("TOKENMINT_TEST_PYTHON").map(Into::into).unwrap_or_else(|_| repo_path(".venv/bin/python"));
-        assert!(python.exists(), "{} is missing: run scripts/test", python.display());
+        let python = test_python();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(python)
             .args(["-m", "oidc_provider_mock", "--host", "127.0.0.1", "--port", &port.to_string()])

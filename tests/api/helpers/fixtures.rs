@@ -18,6 +18,20 @@ pub fn repo_path(relative: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
 
+/// The Python with the test tools of `tests/python/requirements.txt` (Twilio's official library,
+/// the OpenID provider, the OTLP definitions): `TOKENMINT_TEST_PYTHON`, else `.venv/bin/python`.
+#[allow(dead_code, reason = "the tools target runs Python; the api target does not")]
+pub fn test_python() -> PathBuf {
+    let python =
+        std::env::var("TOKENMINT_TEST_PYTHON").map(Into::into).unwrap_or_else(|_| repo_path(".venv/bin/python"));
+    assert!(
+        python.exists(),
+        "{} does not exist: run scripts/test, which creates .venv from tests/python/requirements.txt",
+        python.display()
+    );
+    python
+}
+
 /// The environment the test service runs with.
 pub fn test_env() -> Vec<(String, String)> {
     [

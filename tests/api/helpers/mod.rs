@@ -3,6 +3,7 @@
 mod app;
 mod binary;
 mod fixtures;
+pub mod jwks;
 mod sweep;
 mod tokens;
 
