@@ -1,27 +1,36 @@
 #!/usr/bin/env bash
-# Load benchmark: POST /v1/tokens on the real release server, beside an axum hello world from
-# the same workspace (examples/hello.rs, the HTTP ceiling of this machine) and the token path
-# with no tower layers (examples/bare_mint.rs), all measured in one run.
+# Load benchmark: POST /v1/tokens on the real release server (the production path: every layer,
+# the audit line written, rate limits checked, log filter info) beside the same token path with
+# no layers (examples/bare_mint.rs, the baseline) and an axum hello world (examples/hello.rs,
+# the HTTP ceiling of this machine), all measured in one run.
 #
 # Scenarios, each a fresh server per measurement (so peak RSS is per run):
-#   hello          GET / on examples/hello
-#   bare           POST /v1/tokens, HS256 session, no layers (examples/bare_mint)
-#   hs256          POST /v1/tokens, HS256 app-session credential, every layer, log filter info
-#   rs256-cached   POST /v1/tokens, RS256 provider ID token, verification cache warm
+#   hello              GET / on examples/hello
+#   bare-hs256         bare token path, HS256 app-session credential seen before
+#   bare-hs256-cold    the same, every credential verified anew (auth.verified_cache_size = 0)
+#   bare-rs256-cold    bare token path, RS256 provider ID token verified anew
+#   hs256              production path, HS256 credential seen before
+#   hs256-cold         production path, HS256 verified anew
+#   rs256-cold         production path, RS256 verified anew
+#   rs256-cached       production path, RS256 seen before
+#   hs256-traced       production path, HS256 seen before, [trace] on (spans sent to a local
+#                      sink that answers every export at once; sample_ratio 1)
 # For each connection count, wrk (1 thread) runs for a bounded time; the server is pinned to
-# CPU 0 and wrk to CPU 1 when taskset exists. Printed: medians over the runs of requests/s,
-# p50 / p99 / p99.9 latency, errors (socket errors and non-2xx), and the server's peak RSS
-# (VmHWM). Loopback only; every server it starts is stopped. A benchmark, not a test.
+# CPU 0 and wrk to CPU 1 when taskset exists. Printed: medians over the runs of requests/s, the
+# server's own CPU time per request (user + system, from /proc/<pid>/stat over the measured run,
+# so the client's cost is left out), p50 / p99 / p99.9 latency, errors (socket errors and
+# non-2xx), and the server's peak RSS (VmHWM). Loopback only; every server it starts is
+# stopped. A benchmark, not a test.
 #
 # Usage: bench/load.sh [seconds per run, default 10] [connection counts, default "16 64 256"]
-#                      [runs, default 3] [scenarios, default "hello bare hs256 rs256-cached"]
+#                      [runs, default 3] [scenarios, default all but hs256-traced]
 # Needs: wrk, openssl, python3 (apt-get install wrk openssl python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10}
 connection_counts=${2:-16 64 256}
 runs=${3:-3}
-scenarios=${4:-hello bare hs256 rs256-cached}
+scenarios=${4:-hello bare-hs256 hs256 bare-hs256-cold hs256-cold bare-rs256-cold rs256-cold rs256-cached}
 for tool in wrk openssl python3; do
   command -v "$tool" >/dev/null || { echo "bench/load.sh: install $tool (apt-get install $tool)" >&2; exit 1; }
 done
@@ -32,7 +41,8 @@ on_cpu() { if command -v taskset >/dev/null; then echo "taskset -c $1"; fi; }
 
 work=$(mktemp -d)
 server=
-cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"; }
+sink=
+cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; [ -n "$sink" ] && kill "$sink" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -47,6 +57,16 @@ cp config/test.toml "$work/load.toml"
   printf 'default_roles = ["user"]\nidentity_namespace = "test-users"\n'
   printf 'public_key_pem = """\n%s\n"""\n' "$(cat tests/fixtures/keys/rsa-a.pub.pem)"
 } >>"$work/load.toml"
+# For hs256-traced: a collector that takes every export at once (OTLP/HTTP answers 200).
+python3 -c '
+import http.server, sys
+class Sink(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", "0")))
+        self.send_response(200); self.send_header("content-length", "0"); self.end_headers()
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", 18104), Sink).serve_forever()' >/dev/null 2>&1 &
+sink=$!
 export TOKENMINT_CONFIG=$work/load.toml TOKENMINT__LOG__FILTER=info
 export TOKENMINT__RATE_LIMIT__PER_IP__PER_MINUTE=4000000000 TOKENMINT__RATE_LIMIT__PER_IP__BURST=100000000
 export TOKENMINT__RATE_LIMIT__PER_IDENTITY__PER_MINUTE=4000000000 TOKENMINT__RATE_LIMIT__PER_IDENTITY__BURST=100000000
@@ -76,9 +96,9 @@ report() {
   cat <<'LUA'
 done = function(summary, latency, requests)
   local e = summary.errors
-  io.write(string.format("RESULT %.0f %d %d %d %d\n", summary.requests / (summary.duration / 1e6),
+  io.write(string.format("RESULT %.0f %d %d %d %d %d\n", summary.requests / (summary.duration / 1e6),
     latency:percentile(50), latency:percentile(99), latency:percentile(99.9),
-    e.connect + e.read + e.write + e.timeout + e.status))
+    e.connect + e.read + e.write + e.timeout + e.status, summary.requests))
 end
 LUA
 }
@@ -87,9 +107,14 @@ script "$id_token" >"$work/rs256.lua"
 report >"$work/get.lua"
 
 start() { # scenario -> starts its server in the background, sets $server and $url
+  local cache=10000 trace=false
+  case $1 in *-cold) cache=0 ;; esac
+  case $1 in *-traced) trace=true ;; esac
+  export TOKENMINT__AUTH__VERIFIED_CACHE_SIZE=$cache TOKENMINT__TRACE__ENABLED=$trace
+  export TOKENMINT__TRACE__ENDPOINT=http://127.0.0.1:18104/v1/traces
   case $1 in
     hello) $(on_cpu 0) target/release/examples/hello 127.0.0.1:18100 >/dev/null 2>&1 & url=http://127.0.0.1:18100/ ;;
-    bare) $(on_cpu 0) target/release/examples/bare_mint 127.0.0.1:18101 >/dev/null 2>&1 & url=http://127.0.0.1:18101/v1/tokens ;;
+    bare-*) $(on_cpu 0) target/release/examples/bare_mint 127.0.0.1:18101 >/dev/null 2>&1 & url=http://127.0.0.1:18101/v1/tokens ;;
     *) TOKENMINT__SERVER__LISTEN=127.0.0.1:18102 TOKENMINT__SERVER__ADMIN_LISTEN=127.0.0.1:18103 \
          $(on_cpu 0) target/release/tokenmint serve >/dev/null 2>&1 & url=http://127.0.0.1:18102/v1/tokens ;;
   esac
@@ -101,10 +126,12 @@ start() { # scenario -> starts its server in the background, sets $server and $u
   done
   echo "bench/load.sh: the $1 server did not start" >&2; exit 1
 }
-lua_for() { case $1 in hello) echo "$work/get.lua" ;; rs256-cached) echo "$work/rs256.lua" ;; *) echo "$work/hs256.lua" ;; esac; }
+lua_for() { case $1 in hello) echo "$work/get.lua" ;; *rs256*) echo "$work/rs256.lua" ;; *) echo "$work/hs256.lua" ;; esac; }
+# The server's CPU time so far (user + system), in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 echo "wrk: ${duration}s per run, ${runs} runs, 1 thread on CPU 1; server on CPU 0; $(nproc) CPUs"
-printf '%-13s %6s %10s %9s %9s %9s %7s %9s\n' scenario conns "req/s" p50 p99 p99.9 errors "peak RSS"
+printf '%-16s %6s %9s %9s %9s %9s %9s %7s %9s\n' scenario conns "req/s" "CPU/req" p50 p99 p99.9 errors "peak RSS"
 for connections in $connection_counts; do
   for scenario in $scenarios; do
     results=()
@@ -112,17 +139,24 @@ for connections in $connection_counts; do
       start "$scenario"
       # A short warm-up fills the verification cache and the allocator.
       $(on_cpu 1) wrk -t1 -c"$connections" -d1s -s "$(lua_for "$scenario")" "$url" >/dev/null
+      before=$(cpu_ticks "$server")
       line=$($(on_cpu 1) wrk -t1 -c"$connections" -d"${duration}s" -s "$(lua_for "$scenario")" "$url" | grep '^RESULT')
+      after=$(cpu_ticks "$server")
       rss=$(awk '/VmHWM/ {print $2}' "/proc/$server/status")
       kill "$server"; wait "$server" 2>/dev/null || true; server=
-      results+=("${line#RESULT } $rss")
+      results+=("${line#RESULT } $((after - before)) $rss")
     done
     printf '%s\n' "${results[@]}" | python3 -c '
 import statistics, sys
-rows = [list(map(float, line.split())) for line in sys.stdin if line.strip()]
-median = [statistics.median(column) for column in zip(*rows)]
-rps, p50, p99, p999, errors, rss = median
-print(f"%-13s %6s %10.0f %7.2fms %7.2fms %7.2fms %7.0f %7.1fMiB" % (sys.argv[1], sys.argv[2], rps, p50 / 1000, p99 / 1000, p999 / 1000, errors, rss / 1024))
-' "$scenario" "$connections"
+ticks_per_second = int(sys.argv[3])
+rows = []
+for line in sys.stdin:
+    if line.strip():
+        rps, p50, p99, p999, errors, requests, ticks, rss = map(float, line.split())
+        cpu_us = ticks / ticks_per_second / max(requests, 1) * 1e6
+        rows.append((rps, cpu_us, p50, p99, p999, errors, rss))
+rps, cpu_us, p50, p99, p999, errors, rss = [statistics.median(column) for column in zip(*rows)]
+print("%-16s %6s %9.0f %7.1fus %7.2fms %7.2fms %7.2fms %7.0f %7.1fMiB" % (sys.argv[1], sys.argv[2], rps, cpu_us, p50 / 1000, p99 / 1000, p999 / 1000, errors, rss / 1024))
+' "$scenario" "$connections" "$(getconf CLK_TCK)"
   done
 done

@@ -51,6 +51,10 @@ async fn mint(State(bare): State<Arc<Bare>>, headers: HeaderMap, body: Bytes) ->
     .to_string())
 }
 
+/// The production binary's allocator, so the comparison measures the layers, not the allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:18081".into());

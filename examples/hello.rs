@@ -7,6 +7,10 @@
 use axum::Router;
 use axum::routing::get;
 
+/// The production binary's allocator, so the comparison measures the layers, not the allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:18100".into());

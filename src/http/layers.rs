@@ -25,11 +25,9 @@ use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::TraceLayer;
-use tracing::Span;
+use tracing::{Instrument, Span};
 
 use super::client_ip::{self, ClientIp};
 use super::error::{ApiError, OAuthError, RATELIMIT, RATELIMIT_POLICY, with_rate_limit_fields};
@@ -47,15 +45,8 @@ pub fn common(router: Router, state: &AppState, server: &ServerSettings, cors: O
     let shed = state.metrics.clone();
     router.layer(DefaultBodyLimit::max(server.body_limit_bytes)).layer(
         ServiceBuilder::new()
-            // Before tracing, so no credential ever reaches a log line.
+            // Before anything that could print headers, so no credential ever reaches a log line.
             .layer(SetSensitiveRequestHeadersLayer::new([AUTHORIZATION, PROXY_AUTHORIZATION, COOKIE]))
-            .layer(SetRequestIdLayer::x_request_id(UniqueRequestIds))
-            // The span gives debug-level events their request context; the access line itself
-            // is written by `track_metrics`.
-            .layer(
-                TraceLayer::new_for_http().make_span_with(request_span).on_request(()).on_failure(()).on_response(()),
-            )
-            .layer(PropagateRequestIdLayer::x_request_id())
             // Outside everything that can refuse a request, so 429s, 503s and preflights count.
             .layer(middleware::from_fn_with_state(state.clone(), observe))
             .layer(CatchPanicLayer::custom(panic_response))
@@ -77,14 +68,30 @@ pub fn common(router: Router, state: &AppState, server: &ServerSettings, cors: O
 /// The routes that mint, each with the same gate. A new mint route is a new envelope here, not
 /// a new flow.
 pub fn mint_routes(state: &AppState) -> Router<AppState> {
+    let gate =
+        |envelope, credential| middleware::from_fn_with_state((state.clone(), Gate { envelope, credential }), gate);
     let tokens = Router::new()
         .route("/v1/tokens", post(routes::tokens::mint_token))
-        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate_bearer))
-        .route_layer(middleware::from_fn_with_state((state.clone(), Envelope::Problem), limit_client));
+        .route_layer(gate(Envelope::Problem, Credential::Bearer));
     let exchange = Router::new()
         .route("/oauth2/token", post(routes::exchange::exchange))
-        .route_layer(middleware::from_fn_with_state((state.clone(), Envelope::OAuth), limit_client));
+        .route_layer(gate(Envelope::OAuth, Credential::InBody));
     tokens.merge(exchange)
+}
+
+/// What a mint route's gate does beyond the per-IP limit.
+#[derive(Debug, Clone, Copy)]
+struct Gate {
+    envelope: Envelope,
+    credential: Credential,
+}
+
+/// Where a mint route's credential is: the `Authorization` header, checked by the gate, or the
+/// body (the token exchange's subject token), checked by the handler.
+#[derive(Debug, Clone, Copy)]
+enum Credential {
+    Bearer,
+    InBody,
 }
 
 /// How a mint route answers a refusal: problem+json, or an RFC 6749 error.
@@ -111,16 +118,6 @@ fn cors_layer(settings: &CorsSettings) -> CorsLayer {
         .allow_headers([AUTHORIZATION, CONTENT_TYPE])
         .expose_headers([X_REQUEST_ID, RETRY_AFTER, RATELIMIT, RATELIMIT_POLICY])
         .max_age(Duration::from_secs(settings.max_age_secs))
-}
-
-/// Request ids from [`crate::ids`]; a client's own `x-request-id` is kept.
-#[derive(Clone, Copy)]
-struct UniqueRequestIds;
-
-impl MakeRequestId for UniqueRequestIds {
-    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
-        HeaderValue::from_str(&crate::ids::unique_hex()).ok().map(RequestId::new)
-    }
 }
 
 /// One span per request, at debug level: at the default `info` a span per request would cost
@@ -165,29 +162,49 @@ impl opentelemetry::propagation::Extractor for TraceHeaders<'_> {
     }
 }
 
-/// The request's id, as [`UniqueRequestIds`] set it (or the client sent it): the one place it
-/// is read.
+/// The request's id, as [`observe`] set it (or the client sent it): the one place it is read.
 pub(crate) fn request_id(headers: &HeaderMap) -> &str {
     headers.get(X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
-/// Every request, outside everything that can refuse it: resolves the client IP; counts and
-/// times the answer by route template (never the raw path), method and status; writes the
-/// access line (at `info` for a refusal or failure, at `debug` for a success, since a minted
-/// token already has its audit line); and while draining asks the client to close its
+/// Every request, outside everything that can refuse it: gives it an id (a client's own
+/// `x-request-id` is kept) and answers with it; runs it in its span; resolves the client IP;
+/// counts and times the answer by route template (never the raw path), method and status;
+/// writes the access line (at `info` for a refusal or failure, at `debug` for a success, since a
+/// minted token already has its audit line); and while draining asks the client to close its
 /// connection, so keep-alive clients reconnect through the load balancer to another replica.
-/// One middleware rather than three, because each axum middleware layer clones the rest of the
-/// stack per request.
+/// One middleware rather than six (request id, propagation, span, client address, metrics,
+/// access line), because each layer is cloned with the rest of the stack per request
+/// (BENCHMARKS.md).
 async fn observe(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
+    let id = match request.headers().get(X_REQUEST_ID) {
+        Some(id) => id.clone(),
+        None => {
+            let id = HeaderValue::from_str(&crate::ids::unique_hex()).unwrap_or(HeaderValue::from_static("none"));
+            request.headers_mut().insert(X_REQUEST_ID, id.clone());
+            id
+        }
+    };
     if let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>().copied() {
         let ip = client_ip::resolve(peer, request.headers(), &state.forwarding);
         request.extensions_mut().insert(ClientIp(ip));
     }
+    let span = request_span(&request);
+    async move {
+        let mut response = observed(&state, started, id.clone(), request, next).await;
+        response.headers_mut().entry(X_REQUEST_ID).or_insert(id);
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+/// [`observe`] within the request's span.
+async fn observed(state: &AppState, started: Instant, id: HeaderValue, request: Request, next: Next) -> Response {
     // MatchedPath is an Arc inside: cloning it is cheaper than copying the route string.
     let route = request.extensions().get::<MatchedPath>().cloned();
     let method = method_label(request.method().as_str());
-    let id = request.headers().get(X_REQUEST_ID).cloned();
     let mut response = next.run(request).await;
     let status = response.status();
     let span = Span::current();
@@ -202,7 +219,7 @@ async fn observe(State(state): State<AppState>, mut request: Request, next: Next
     let labels = [route, method, status.as_str()];
     state.metrics.http_requests.with_label_values(&labels).inc();
     state.metrics.http_duration.with_label_values(&labels).observe(elapsed.as_secs_f64());
-    let request_id = id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("");
+    let request_id = id.to_str().unwrap_or("");
     let latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
     if status.is_success() || status.is_informational() {
         tracing::debug!(method, route, status = status.as_u16(), latency_us, request_id, "answered");
@@ -215,35 +232,42 @@ async fn observe(State(state): State<AppState>, mut request: Request, next: Next
     response
 }
 
-/// The per-IP limit of a mint route, before any credential is looked at; every answer past it
-/// carries the client's quota. (No address, as in tests calling the router directly: no limit.)
-async fn limit_client(State((state, envelope)): State<(AppState, Envelope)>, request: Request, next: Next) -> Response {
-    let Some(ClientIp(ip)) = request.extensions().get::<ClientIp>().copied() else {
-        return next.run(request).await;
-    };
-    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
-    match state.limit_client(route, ip).await {
-        Ok(fields) => with_rate_limit_fields(next.run(request).await, Some(&fields)),
-        Err(e) => envelope.refusal(e),
-    }
-}
-
-/// `POST /v1/tokens`'s credential: the bearer token or API key of the `Authorization` header,
-/// verified, then the principal's quota spent ([`AppState::admit`]). The principal goes into
-/// the request, and every answer carries its quota. One middleware rather than two, because each
-/// axum middleware layer clones the rest of the stack per request.
-async fn authenticate_bearer(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
-    let headers = request.headers();
-    let credential = headers.get(AUTHORIZATION).map(|v| v.to_str().map_err(|_| AuthError::Malformed)).transpose();
-    let admitted =
-        state.admit(credential.and_then(bearer_credential), Accepted::AnyCredential, request_id(headers)).await;
-    match admitted {
-        Ok(admitted) => {
-            request.extensions_mut().insert(admitted.principal);
-            with_rate_limit_fields(next.run(request).await, Some(&admitted.quota))
+/// The gate of a mint route: the per-IP limit, before any credential is looked at (every
+/// answer past it carries the client's quota); then, for a bearer route, the credential of the
+/// `Authorization` header, verified, and the principal's quota spent ([`AppState::admit`]): the
+/// principal goes into the request, and every answer carries its quota. One middleware, because
+/// each axum middleware layer clones the rest of the stack per request. (No client address, as
+/// in tests calling the router directly: no per-IP limit.)
+async fn gate(State((state, gate)): State<(AppState, Gate)>, mut request: Request, next: Next) -> Response {
+    let client_quota = match request.extensions().get::<ClientIp>().copied() {
+        Some(ClientIp(ip)) => {
+            let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
+            match state.limit_client(route, ip).await {
+                Ok(fields) => Some(fields),
+                Err(e) => return gate.envelope.refusal(e),
+            }
         }
-        Err(e) => Envelope::Problem.refusal(e),
-    }
+        None => None,
+    };
+    let principal_quota = match gate.credential {
+        Credential::InBody => None,
+        Credential::Bearer => {
+            let headers = request.headers();
+            let credential =
+                headers.get(AUTHORIZATION).map(|v| v.to_str().map_err(|_| AuthError::Malformed)).transpose();
+            let admitted =
+                state.admit(credential.and_then(bearer_credential), Accepted::AnyCredential, request_id(headers)).await;
+            match admitted {
+                Ok(admitted) => {
+                    request.extensions_mut().insert(admitted.principal);
+                    Some(admitted.quota)
+                }
+                Err(e) => return with_rate_limit_fields(gate.envelope.refusal(e), client_quota.as_ref()),
+            }
+        }
+    };
+    let response = with_rate_limit_fields(next.run(request).await, principal_quota.as_ref());
+    with_rate_limit_fields(response, client_quota.as_ref())
 }
 
 /// The panic payload is not logged: it could quote a secret.
