@@ -132,6 +132,9 @@ pub struct ProviderVerifier {
     settings: ProviderSettings,
     identity: IdentityRule,
     algorithms: Vec<Algorithm>,
+    /// The claim checks of each allowed algorithm, built once (not per token: building one
+    /// allocates its sets of issuers, audiences and required claims).
+    validations: Vec<(Algorithm, Validation)>,
     pub cache: Arc<JwksCache>,
 }
 
@@ -142,6 +145,18 @@ impl std::fmt::Debug for ProviderVerifier {
             .field("algorithms", &self.algorithms)
             .finish()
     }
+}
+
+/// The claim checks of a token signed with `alg`: issuer, audience, expiry and not-before
+/// (with the provider's leeway), each required.
+fn validation(settings: &ProviderSettings, alg: Algorithm) -> Validation {
+    let mut validation = Validation::new(alg);
+    validation.set_issuer(&[&settings.issuer]);
+    validation.set_audience(&settings.audiences);
+    validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+    validation.leeway = settings.leeway_secs;
+    validation.validate_nbf = true;
+    validation
 }
 
 impl ProviderVerifier {
@@ -238,7 +253,8 @@ impl ProviderVerifier {
         };
         match (cache, identity) {
             (Some(cache), Some(identity)) if problems.is_empty() => {
-                Ok(Self { settings: settings.clone(), identity, algorithms, cache: Arc::new(cache) })
+                let validations = algorithms.iter().map(|&alg| (alg, validation(settings, alg))).collect();
+                Ok(Self { settings: settings.clone(), identity, algorithms, validations, cache: Arc::new(cache) })
             }
             _ => Err(problems),
         }
@@ -281,12 +297,8 @@ impl ProviderVerifier {
     /// named keys.
     fn try_keys(&self, token: &str, alg: Algorithm, kid: Option<&str>) -> Result<Map<String, Value>, AuthError> {
         let keys = self.cache.keys().ok_or(AuthError::UnknownKey)?;
-        let mut validation = Validation::new(alg);
-        validation.set_issuer(&[&self.settings.issuer]);
-        validation.set_audience(&self.settings.audiences);
-        validation.set_required_spec_claims(&["exp", "iss", "aud"]);
-        validation.leeway = self.settings.leeway_secs;
-        validation.validate_nbf = true;
+        let (_, validation) =
+            self.validations.iter().find(|(allowed, _)| *allowed == alg).ok_or(AuthError::DisallowedAlgorithm)?;
         let candidates = keys
             .keys
             .iter()
@@ -294,7 +306,7 @@ impl ProviderVerifier {
             .filter(|k| k.alg.is_none_or(|a| a == alg));
         let mut outcome = Err(AuthError::UnknownKey);
         for candidate in candidates {
-            match jsonwebtoken::decode::<Map<String, Value>>(token, &candidate.key, &validation) {
+            match jsonwebtoken::decode::<Map<String, Value>>(token, &candidate.key, validation) {
                 Ok(data) => return Ok(data.claims),
                 Err(e) => {
                     outcome = Err(match AuthError::from(e) {
