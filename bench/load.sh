@@ -132,10 +132,38 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 echo "wrk: ${duration}s per run, ${runs} runs, 1 thread on CPU 1; server on CPU 0; $(nproc) CPUs"
 printf '%-16s %6s %9s %9s %9s %9s %9s %7s %9s\n' scenario conns "req/s" "CPU/req" p50 p99 p99.9 errors "peak RSS"
+# Medians per scenario of what the runs wrote to $work/results, then the ratios that matter.
+cat >"$work/summary.py" <<'PY'
+import collections, statistics, sys
+connections, ticks_per_second, order = sys.argv[1], int(sys.argv[2]), sys.argv[3].split()
+rows = collections.defaultdict(list)
+for line in sys.stdin:
+    if line.strip():
+        scenario, *values = line.split()
+        rps, p50, p99, p999, errors, requests, ticks, rss = map(float, values)
+        cpu_us = ticks / ticks_per_second / max(requests, 1) * 1e6
+        rows[scenario].append((rps, cpu_us, p50, p99, p999, errors, rss))
+medians = {}
+for scenario in order:
+    rps, cpu_us, p50, p99, p999, errors, rss = [statistics.median(c) for c in zip(*rows[scenario])]
+    medians[scenario] = cpu_us
+    print("%-16s %6s %9.0f %7.1fus %7.2fms %7.2fms %7.2fms %7.0f %7.1fMiB"
+          % (scenario, connections, rps, cpu_us, p50 / 1000, p99 / 1000, p999 / 1000, errors, rss / 1024))
+# The production path's CPU per token against the bare path's, credential by credential.
+for production, bare in [("hs256", "bare-hs256"), ("hs256-cold", "bare-hs256-cold"), ("rs256-cold", "bare-rs256-cold")]:
+    if production in medians and bare in medians:
+        print("  %s / %s: %.2fx CPU per token" % (production, bare, medians[production] / medians[bare]))
+if "rs256-cold" in medians and "rs256-cached" in medians:
+    print("  rs256-cold - rs256-cached: %.1f us (the first sight of an RS256 credential)"
+          % (medians["rs256-cold"] - medians["rs256-cached"]))
+PY
+
+# Runs go round the scenarios (A B C, A B C, …) rather than A A A, B B B: this machine's speed
+# drifts over minutes, and the ratios between scenarios are what matter.
 for connections in $connection_counts; do
-  for scenario in $scenarios; do
-    results=()
-    for _ in $(seq "$runs"); do
+  : >"$work/results"
+  for _ in $(seq "$runs"); do
+    for scenario in $scenarios; do
       start "$scenario"
       # A short warm-up fills the verification cache and the allocator.
       $(on_cpu 1) wrk -t1 -c"$connections" -d1s -s "$(lua_for "$scenario")" "$url" >/dev/null
@@ -144,19 +172,8 @@ for connections in $connection_counts; do
       after=$(cpu_ticks "$server")
       rss=$(awk '/VmHWM/ {print $2}' "/proc/$server/status")
       kill "$server"; wait "$server" 2>/dev/null || true; server=
-      results+=("${line#RESULT } $((after - before)) $rss")
+      echo "$scenario ${line#RESULT } $((after - before)) $rss" >>"$work/results"
     done
-    printf '%s\n' "${results[@]}" | python3 -c '
-import statistics, sys
-ticks_per_second = int(sys.argv[3])
-rows = []
-for line in sys.stdin:
-    if line.strip():
-        rps, p50, p99, p999, errors, requests, ticks, rss = map(float, line.split())
-        cpu_us = ticks / ticks_per_second / max(requests, 1) * 1e6
-        rows.append((rps, cpu_us, p50, p99, p999, errors, rss))
-rps, cpu_us, p50, p99, p999, errors, rss = [statistics.median(column) for column in zip(*rows)]
-print("%-16s %6s %9.0f %7.1fus %7.2fms %7.2fms %7.2fms %7.0f %7.1fMiB" % (sys.argv[1], sys.argv[2], rps, cpu_us, p50 / 1000, p99 / 1000, p999 / 1000, errors, rss / 1024))
-' "$scenario" "$connections" "$(getconf CLK_TCK)"
   done
+  python3 "$work/summary.py" "$connections" "$(getconf CLK_TCK)" "$scenarios" <"$work/results"
 done

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Profile: where one request's CPU goes, as microseconds per step (bench/attribute.py), for the
+# production server or the bare token path under the same load as bench/load.sh.
+#
+# Builds release with frame pointers (target/profile-fp; perf unwinds through them cheaply),
+# starts the server pinned to CPU 0, loads it with wrk pinned to CPU 1 for a bounded time, and
+# records it with `perf record -g` meanwhile. The server's own CPU time over the recording,
+# divided by the requests answered, scales the shares into microseconds. Loopback only; the
+# server is stopped. A benchmark, not a test.
+#
+# Usage: bench/profile.sh [server: tokenmint | bare, default tokenmint]
+#                         [credential: hs256 | hs256-cold | rs256 | rs256-cold, default hs256]
+#                         [seconds, default 6]
+# Needs: perf, wrk, openssl, python3 (apt-get install linux-perf wrk openssl python3).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+server_kind=${1:-tokenmint}
+credential=${2:-hs256}
+seconds=${3:-6}
+for tool in perf wrk openssl python3; do
+  command -v "$tool" >/dev/null || { echo "bench/profile.sh: install $tool" >&2; exit 1; }
+done
+RUSTFLAGS="-C force-frame-pointers=yes" CARGO_TARGET_DIR=target/profile-fp \
+  cargo build --release --quiet --bin tokenmint --example bare_mint
+on_cpu() { if command -v taskset >/dev/null; then echo "taskset -c $1"; fi; }
+
+work=$(mktemp -d)
+server=
+cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+export TWILIO_ACCOUNT_SID=AC0123456789abcdef0123456789abcdef
+export TWILIO_API_KEY=SKfedcba9876543210fedcba9876543210
+export TWILIO_API_SECRET=bench-api-secret-bench-api-secret
+export TEST_SESSION_SECRET=bench-session-secret-bench-session-secret-0123
+cp config/test.toml "$work/load.toml"
+{
+  printf '\n[[auth.providers]]\nissuer = "https://idp.bench"\naudiences = ["tokenmint-bench"]\n'
+  printf 'default_roles = ["user"]\nidentity_namespace = "test-users"\n'
+  printf 'public_key_pem = """\n%s\n"""\n' "$(cat tests/fixtures/keys/rsa-a.pub.pem)"
+} >>"$work/load.toml"
+export TOKENMINT_CONFIG=$work/load.toml TOKENMINT__LOG__FILTER=info
+export TOKENMINT__RATE_LIMIT__PER_IP__PER_MINUTE=4000000000 TOKENMINT__RATE_LIMIT__PER_IP__BURST=100000000
+export TOKENMINT__RATE_LIMIT__PER_IDENTITY__PER_MINUTE=4000000000 TOKENMINT__RATE_LIMIT__PER_IDENTITY__BURST=100000000
+case $credential in *-cold) export TOKENMINT__AUTH__VERIFIED_CACHE_SIZE=0 ;; esac
+
+b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+jwt() { # alg, claims JSON, signer command reading the signing input on stdin
+  local input
+  input="$(printf '{"alg":"%s","typ":"JWT"}' "$1" | b64url).$(printf '%s' "$2" | b64url)"
+  printf '%s.%s' "$input" "$(printf '%s' "$input" | $3 | b64url)"
+}
+now=$(date +%s)
+case $credential in
+  hs256*) token=$(jwt HS256 "{\"iss\":\"https://app.test\",\"aud\":\"tokenmint-test\",\"sub\":\"alice\",\"roles\":[\"user\"],\"iat\":$now,\"exp\":$((now + 7200))}" \
+            "openssl dgst -sha256 -binary -hmac $TEST_SESSION_SECRET") ;;
+  *) token=$(jwt RS256 "{\"iss\":\"https://idp.bench\",\"aud\":\"tokenmint-bench\",\"sub\":\"alice\",\"iat\":$now,\"exp\":$((now + 7200))}" \
+       "openssl dgst -sha256 -binary -sign tests/fixtures/keys/rsa-a.pem") ;;
+esac
+cat >"$work/load.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '{"grants": {"video": {"room": "standup"}}}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $token"
+LUA
+
+url=http://127.0.0.1:18102/v1/tokens
+case $server_kind in
+  bare) $(on_cpu 0) target/profile-fp/release/examples/bare_mint 127.0.0.1:18102 >/dev/null 2>&1 & ;;
+  *) TOKENMINT__SERVER__LISTEN=127.0.0.1:18102 TOKENMINT__SERVER__ADMIN_LISTEN=127.0.0.1:18103 \
+       $(on_cpu 0) target/profile-fp/release/tokenmint serve >/dev/null 2>&1 & ;;
+esac
+server=$!
+for _ in $(seq 200); do
+  curl -s -o /dev/null -X OPTIONS "$url" 2>/dev/null && break
+  sleep 0.02
+done
+$(on_cpu 1) wrk -t1 -c64 -d1s -s "$work/load.lua" "$url" >/dev/null
+# wrk runs a second longer than the recording on each side, so perf sees only steady load.
+$(on_cpu 1) wrk -t1 -c64 -d"$((seconds + 2))s" -s "$work/load.lua" "$url" >"$work/wrk.txt" &
+wrk_pid=$!
+sleep 1
+ticks_before=$(awk '{print $14 + $15}' "/proc/$server/stat")
+requests_before=$(curl -s http://127.0.0.1:18103/metrics 2>/dev/null | awk '/^tokenmint_http_requests_total\{/ {s += $2} END {print s + 0}')
+perf record -q -e cpu-clock -g -F 2000 -p "$server" -o "$work/perf.data" -- sleep "$seconds" 2>/dev/null
+ticks_after=$(awk '{print $14 + $15}' "/proc/$server/stat")
+requests_after=$(curl -s http://127.0.0.1:18103/metrics 2>/dev/null | awk '/^tokenmint_http_requests_total\{/ {s += $2} END {print s + 0}')
+wait "$wrk_pid"
+requests=$((requests_after - requests_before))
+if [ "$requests" -le 0 ]; then # the bare server has no metrics: wrk's rate over the recording
+  rate=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.txt")
+  requests=$(python3 -c "print(int(float('$rate') * $seconds))")
+fi
+cpu_us=$(python3 -c "print(($ticks_after - $ticks_before) / $(getconf CLK_TCK) / $requests * 1e6)")
+echo "bench/profile.sh: $server_kind, $credential, 64 connections, ${seconds}s recorded"
+perf script -i "$work/perf.data" -F comm,ip,sym --no-inline 2>/dev/null | python3 bench/attribute.py "$cpu_us"
