@@ -15,6 +15,7 @@
 #   rs256-cached       production path, RS256 seen before
 #   hs256-traced       production path, HS256 seen before, [trace] on (spans sent to a local
 #                      sink that answers every export at once; sample_ratio 1)
+#   hs256-traced10     the same with sample_ratio 0.1
 # For each connection count, wrk (1 thread) runs for a bounded time; the server is pinned to
 # CPU 0 and wrk to CPU 1 when taskset exists. Printed: medians over the runs of requests/s, the
 # server's own CPU time per request (user + system, from /proc/<pid>/stat over the measured run,
@@ -109,7 +110,9 @@ report >"$work/get.lua"
 start() { # scenario -> starts its server in the background, sets $server and $url
   local cache=10000 trace=false
   case $1 in *-cold) cache=0 ;; esac
-  case $1 in *-traced) trace=true ;; esac
+  case $1 in *-traced*) trace=true ;; esac
+  export TOKENMINT__TRACE__SAMPLE_RATIO=1.0
+  case $1 in *-traced10) TOKENMINT__TRACE__SAMPLE_RATIO=0.1 ;; esac
   export TOKENMINT__AUTH__VERIFIED_CACHE_SIZE=$cache TOKENMINT__TRACE__ENABLED=$trace
   export TOKENMINT__TRACE__ENDPOINT=http://127.0.0.1:18104/v1/traces
   case $1 in

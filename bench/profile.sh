@@ -82,10 +82,10 @@ $(on_cpu 1) wrk -t1 -c64 -d"$((seconds + 2))s" -s "$work/load.lua" "$url" >"$wor
 wrk_pid=$!
 sleep 1
 ticks_before=$(awk '{print $14 + $15}' "/proc/$server/stat")
-requests_before=$(curl -s http://127.0.0.1:18103/metrics 2>/dev/null | awk '/^tokenmint_http_requests_total\{/ {s += $2} END {print s + 0}')
+requests_before=$( (curl -s http://127.0.0.1:18103/metrics 2>/dev/null || true) | awk '/^tokenmint_http_requests_total\{/ {s += $2} END {print s + 0}')
 perf record -q -e cpu-clock -g -F 2000 -p "$server" -o "$work/perf.data" -- sleep "$seconds" 2>/dev/null
 ticks_after=$(awk '{print $14 + $15}' "/proc/$server/stat")
-requests_after=$(curl -s http://127.0.0.1:18103/metrics 2>/dev/null | awk '/^tokenmint_http_requests_total\{/ {s += $2} END {print s + 0}')
+requests_after=$( (curl -s http://127.0.0.1:18103/metrics 2>/dev/null || true) | awk '/^tokenmint_http_requests_total\{/ {s += $2} END {print s + 0}')
 wait "$wrk_pid"
 requests=$((requests_after - requests_before))
 if [ "$requests" -le 0 ]; then # the bare server has no metrics: wrk's rate over the recording
