@@ -9,7 +9,7 @@
 use std::sync::OnceLock;
 
 use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
-use tracing_subscriber::filter::{FilterExt, filter_fn};
+use tracing_subscriber::filter::{FilterExt, dynamic_filter_fn, filter_fn};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -121,7 +121,7 @@ where
             let lines_filter = filter.or(filter_fn(|metadata| metadata.is_span() && metadata.name() == REQUEST_SPAN));
             tracing_subscriber::registry()
                 .with(lines(log.format, writer).with_filter(lines_filter))
-                .with(spans.with_filter(filter_fn(crate::traces::is_our_span)))
+                .with(spans.with_filter(dynamic_filter_fn(crate::traces::is_exported)))
                 .try_init()
                 .map(|()| Some(tracing))
         }

@@ -107,7 +107,8 @@ where
     let resource = opentelemetry_sdk::Resource::builder().with_service_name(settings.service_name.clone()).build();
     let provider = SdkTracerProvider::builder()
         .with_span_processor(BatchSpanProcessor::builder(Counted(exporter)).build())
-        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(settings.sample_ratio))))
+        // Sampling is decided at the request span ([`decide`]): every span that gets this far is kept.
+        .with_sampler(Sampler::AlwaysOn)
         .with_resource(resource)
         .build();
     let layer = tracing_opentelemetry::layer()
@@ -115,6 +116,7 @@ where
         .with_tracked_inactivity(false)
         .with_threads(false)
         .with_location(false);
+    SAMPLE_RATIO.store(settings.sample_ratio.to_bits(), Ordering::Relaxed);
     STARTED.store(true, Ordering::Relaxed);
     Ok((Tracing { provider }, layer))
 }
@@ -124,16 +126,73 @@ pub fn is_our_span(metadata: &tracing::Metadata<'_>) -> bool {
     metadata.is_span() && metadata.target().starts_with("tokenmint")
 }
 
-/// Makes the caller's W3C `traceparent` (and `tracestate`) the parent of `span`. An absent or
-/// malformed header leaves `span` a root. Nothing happens while `span` is disabled (traces off).
-pub fn adopt_remote_parent(span: &tracing::Span, headers: &dyn Extractor) {
-    if span.is_disabled() {
-        return;
+/// Whether a span of this crate is exported: the request span (made only for a trace that is
+/// kept, [`decide`]) and the spans within an exported one. A span outside any request (a key
+/// set's refresh in the background) is not.
+pub fn is_exported<S>(metadata: &tracing::Metadata<'_>, context: &tracing_subscriber::layer::Context<'_, S>) -> bool
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+{
+    is_our_span(metadata) && (metadata.name() == crate::telemetry::REQUEST_SPAN || context.lookup_current().is_some())
+}
+
+/// Whether, and under what, a request is traced.
+pub enum Decision {
+    /// Traces are off: the request span is a plain `tracing` span.
+    Off,
+    /// This trace is not kept (the caller did not sample it, or `sample_ratio` left it out):
+    /// no span is made for the request, so none of its steps' spans is built either.
+    Skip,
+    /// Traced, as the child of the caller's span when it sent a valid `traceparent`.
+    Trace(Option<opentelemetry::Context>),
+}
+
+/// Decides once per request, at its span: tracing-opentelemetry builds every span before its
+/// sampler looks at it, so a trace nobody keeps must not start (BENCHMARKS.md). A caller's
+/// W3C `traceparent` (and `tracestate`) decides for its own trace; an absent or malformed one
+/// leaves the request a root, kept at `sample_ratio`.
+pub fn decide(headers: &dyn Extractor) -> Decision {
+    if !STARTED.load(Ordering::Relaxed) {
+        return Decision::Off;
     }
     let parent = TraceContextPropagator::new().extract(headers);
-    if parent.span().span_context().is_remote() {
+    let remote = parent.span().span_context().clone();
+    if remote.is_valid() && remote.is_remote() {
+        return if remote.is_sampled() { Decision::Trace(Some(parent)) } else { Decision::Skip };
+    }
+    if f64::from_bits(SAMPLE_RATIO.load(Ordering::Relaxed)) > unit_random() {
+        Decision::Trace(None)
+    } else {
+        Decision::Skip
+    }
+}
+
+/// Starts `span` (the request's) under `parent`, when there is one.
+pub fn adopt_parent(span: &tracing::Span, parent: Option<opentelemetry::Context>) {
+    if let Some(parent) = parent {
         let _ = span.set_parent(parent);
     }
+}
+
+/// `trace.sample_ratio`, as bits of an `f64`.
+static SAMPLE_RATIO: AtomicU64 = AtomicU64::new(0);
+
+/// A number in [0, 1) from a per-thread xorshift, seeded from the process's unique ids: good
+/// enough to choose which traces to keep, and without a system call.
+fn unit_random() -> f64 {
+    thread_local! {
+        static STATE: std::cell::Cell<u64> = std::cell::Cell::new(
+            u64::from_str_radix(&crate::ids::unique_hex(), 16).unwrap_or(0x9e37_79b9_7f4a_7c15) | 1,
+        );
+    }
+    STATE.with(|state| {
+        let mut x = state.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        state.set(x);
+        (x >> 11) as f64 / (1u64 << 53) as f64
+    })
 }
 
 /// The trace id of the current span, when traces are on: for records written apart from the

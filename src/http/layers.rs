@@ -128,6 +128,11 @@ fn request_span(request: &Request<Body>) -> Span {
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
     let request_id = request_id(request.headers());
     let method = request.method().as_str();
+    let parent = match crate::traces::decide(&TraceHeaders(request.headers())) {
+        crate::traces::Decision::Skip => return Span::none(),
+        crate::traces::Decision::Off => None,
+        crate::traces::Decision::Trace(parent) => Some(parent),
+    };
     let span = tracing::debug_span!(
         crate::telemetry::REQUEST_SPAN,
         method,
@@ -140,8 +145,8 @@ fn request_span(request: &Request<Body>) -> Span {
         http.response.status_code = tracing::field::Empty,
         otel.status_code = tracing::field::Empty,
     );
-    if !span.is_disabled() {
-        crate::traces::adopt_remote_parent(&span, &TraceHeaders(request.headers()));
+    if let Some(parent) = parent {
+        crate::traces::adopt_parent(&span, parent);
         if let Some(trace_id) = crate::traces::trace_id(&span) {
             span.record("trace_id", trace_id);
         }
@@ -149,7 +154,7 @@ fn request_span(request: &Request<Body>) -> Span {
     span
 }
 
-/// The W3C trace-context headers, for [`crate::traces::adopt_remote_parent`].
+/// The W3C trace-context headers, for [`crate::traces::decide`].
 struct TraceHeaders<'a>(&'a HeaderMap);
 
 impl opentelemetry::propagation::Extractor for TraceHeaders<'_> {

@@ -1,8 +1,9 @@
 //! OpenTelemetry traces, exported by the real binary over OTLP/HTTP to a receiver that decodes
 //! them with the official protobuf definitions (`tests/python/otlp_receiver.py`, PyPI
 //! `opentelemetry-proto`): the caller's `traceparent` is the parent, the steps of a mint are
-//! children of the request span, a collector that is down costs no token, and with `[trace]`
-//! off nothing is sent even when the standard OTEL variables point at a collector.
+//! children of the request span, `sample_ratio` keeps a share of the traces tokenmint starts, a
+//! collector that is down costs no token, and with `[trace]` off nothing is sent even when the
+//! standard OTEL variables point at a collector.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -253,4 +254,26 @@ async fn with_trace_off_nothing_is_sent_even_when_the_otel_variables_name_a_coll
     let audit = audit_records(&output, "token minted");
     assert_eq!(audit.len(), 1);
     assert!(audit[0].get("trace_id").is_none(), "no trace id without traces: {}", audit[0]);
+}
+
+#[tokio::test]
+async fn sample_ratio_keeps_a_share_of_the_traces_tokenmint_starts_and_a_callers_choice_stands() {
+    let receiver = Receiver::start("ratio");
+    let extra = format!("\n[trace]\nenabled = true\nendpoint = \"{}\"\nsample_ratio = 0.0\n", receiver.endpoint);
+    let server = start_server("traces-ratio", &extra, &[("OTEL_BSP_SCHEDULE_DELAY", "50")]);
+    wait_ready(&server).await;
+    let credential = session_token("rita", &["user"]);
+    for _ in 0..20 {
+        assert_eq!(mint(&server, &credential, None).await.status(), 200);
+    }
+    let traceparent = format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01");
+    assert_eq!(mint(&server, &credential, Some(&traceparent)).await.status(), 200);
+    receiver.wait_for("the caller's sampled trace", |s| s["trace_id"] == CALLER_TRACE && s["kind"] == 2).await;
+    server.stop();
+    let spans = receiver.spans();
+    assert!(spans.iter().all(|s| s["trace_id"] == CALLER_TRACE), "only the caller's trace: {spans:#?}");
+    let names: Vec<&str> = spans.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    for step in ["POST /v1/tokens", "authenticate", "rate_limit", "policy", "mint", "audit"] {
+        assert!(names.contains(&step), "{step} in the caller's trace: {names:?}");
+    }
 }
