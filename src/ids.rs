@@ -13,7 +13,13 @@ pub fn unique_hex() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let start = *START.get_or_init(|| {
         let mut bytes = [0u8; 8];
-        getrandom::fill(&mut bytes).expect("the operating system's random number generator is unavailable");
+        if getrandom::fill(&mut bytes).is_err() {
+            // No generator (a sandbox without getrandom(2) or /dev/urandom): the clock and the
+            // process id still make the start unlikely to repeat across replicas, and the counter
+            // keeps ids unique within this one. Uniqueness is what is needed, not secrecy.
+            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+            bytes = ((nanos as u64) ^ (u64::from(std::process::id()) << 32)).to_be_bytes();
+        }
         u64::from_be_bytes(bytes)
     });
     format!("{:016x}", start.wrapping_add(COUNTER.fetch_add(1, Ordering::Relaxed)))

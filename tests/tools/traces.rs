@@ -81,7 +81,9 @@ impl Receiver {
 
 /// `tokenmint serve` with the test configuration plus `extra`, and `env` beside the test's own.
 fn start_server(name: &str, extra: &str, env: &[(&str, &str)]) -> RunningBinary {
-    let dir = sweep_dir().join(format!("{name}-config-{}-{}", std::process::id(), unique()));
+    // Beside the sweep, not in it: the test configuration holds the test API keys by design.
+    let dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-config-{}-{}", std::process::id(), unique()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("tokenmint.toml");
     std::fs::write(&config, std::fs::read_to_string(repo_path("config/test.toml")).unwrap() + extra).unwrap();
