@@ -71,6 +71,12 @@ pub struct Series {
     trace_spans: IntCounterVec,
 }
 
+/// Raises `counter` to `total`, a count kept outside the registry (by the log writer, the trace
+/// exporter), when the series are rendered.
+fn catch_up(counter: &IntCounter, total: u64) {
+    counter.inc_by(total.saturating_sub(counter.get()));
+}
+
 impl Metrics {
     pub fn new() -> Self {
         Self(std::sync::Arc::new(Series::new()))
@@ -258,11 +264,10 @@ impl Series {
     /// The Prometheus text exposition of every series.
     pub fn render(&self) -> String {
         let dropped = crate::telemetry::dropped_log_lines();
-        self.log_lines_dropped.inc_by(dropped.saturating_sub(self.log_lines_dropped.get()));
+        catch_up(&self.log_lines_dropped, dropped);
         let (exported, failed) = crate::traces::span_counts();
         for (outcome, total) in [("exported", exported), ("failed", failed)] {
-            let counter = self.trace_spans.with_label_values(&[outcome]);
-            counter.inc_by(total.saturating_sub(counter.get()));
+            catch_up(&self.trace_spans.with_label_values(&[outcome]), total);
         }
         let mut buffer = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut buffer).expect("text encoding cannot fail");
