@@ -11,6 +11,8 @@
 # Usage: bench/profile.sh [server: tokenmint | bare, default tokenmint]
 #                         [credential: hs256 | hs256-cold | rs256 | rs256-cold, default hs256]
 #                         [seconds, default 6]
+# PROFILE_OTHER=1 also lists the leaves no step names; the recording stays in
+# target/profile-fp/last.perf.data.
 # Needs: perf, wrk, openssl, python3 (apt-get install linux-perf wrk openssl python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,4 +72,5 @@ if [ "$requests" -le 0 ]; then # the bare server has no metrics: wrk's rate over
 fi
 cpu_us=$(python3 -c "print(($ticks_after - $ticks_before) / $(getconf CLK_TCK) / $requests * 1e6)")
 echo "bench/profile.sh: $server_kind, $credential, 64 connections, ${seconds}s recorded"
-perf script -i "$work/perf.data" -F comm,ip,sym --no-inline 2>/dev/null | python3 bench/attribute.py "$cpu_us"
+cp "$work/perf.data" target/profile-fp/last.perf.data # for a closer look: perf report -i …
+perf script -i "$work/perf.data" -F comm,ip,sym --no-inline 2>/dev/null | python3 bench/attribute.py "$cpu_us" ${PROFILE_OTHER:+--other}

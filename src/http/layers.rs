@@ -7,11 +7,14 @@
 //! spends the principal's quota, while the token exchange does that with the subject token from
 //! its body.
 
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use axum::Router;
 use axum::body::Body;
-use axum::error_handling::HandleErrorLayer;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::header::Entry;
 use axum::http::header::{
     AUTHORIZATION, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, COOKIE, PROXY_AUTHORIZATION, RETRY_AFTER,
 };
@@ -19,14 +22,11 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{BoxError, Router};
+use futures_util::FutureExt;
 use std::net::SocketAddr;
-use tower::ServiceBuilder;
-use tower::limit::GlobalConcurrencyLimitLayer;
-use tower_http::catch_panic::CatchPanicLayer;
+use tokio::sync::Semaphore;
+use tower::util::option_layer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::set_header::SetResponseHeaderLayer;
 use tracing::{Instrument, Span};
 
 use super::client_ip::{self, ClientIp};
@@ -36,33 +36,35 @@ use crate::app::AppState;
 use crate::auth::{Accepted, AuthError, bearer_credential};
 use crate::config::{CorsSettings, ServerSettings};
 use crate::issue::IssueError;
-use crate::metrics::{Metrics, method_label};
+use crate::metrics::method_label;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The layers every route of a listener gets. `cors` is `None` on the admin listener.
+///
+/// Two layers, because axum clones each layer with the rest of the stack on every request and
+/// each adds a future around the next (BENCHMARKS.md): [`observe`] does what every request
+/// needs (sensitive headers, request id, span, client address, the capacity and time bounds, the
+/// panic guard, `Cache-Control`, metrics, the access line), CORS is tower-http's.
 pub fn common(router: Router, state: &AppState, server: &ServerSettings, cors: Option<&CorsSettings>) -> Router {
-    let shed = state.metrics.clone();
-    router.layer(DefaultBodyLimit::max(server.body_limit_bytes)).layer(
-        ServiceBuilder::new()
-            // Before anything that could print headers, so no credential ever reaches a log line.
-            .layer(SetSensitiveRequestHeadersLayer::new([AUTHORIZATION, PROXY_AUTHORIZATION, COOKIE]))
-            // Outside everything that can refuse a request, so 429s, 503s and preflights count.
-            .layer(middleware::from_fn_with_state(state.clone(), observe))
-            .layer(CatchPanicLayer::custom(panic_response))
-            .option_layer(cors.map(cors_layer))
-            // Tokens must never sit in a cache; nothing else here is worth caching either.
-            .layer(SetResponseHeaderLayer::if_not_present(CACHE_CONTROL, HeaderValue::from_static("no-store")))
-            // Overload: refuse at once with 503 instead of queueing. The semaphore is shared by
-            // every route (a plain ConcurrencyLimitLayer would get one per route).
-            .layer(HandleErrorLayer::new(move |error: BoxError| {
-                let shed = shed.clone();
-                async move { overload_response(error, &shed) }
-            }))
-            .load_shed()
-            .layer(GlobalConcurrencyLimitLayer::new(server.max_concurrent_requests))
-            .timeout(server.request_timeout()),
-    )
+    let common = Common {
+        state: state.clone(),
+        capacity: Arc::new(Semaphore::new(server.max_concurrent_requests)),
+        request_timeout: server.request_timeout(),
+    };
+    router
+        .layer(DefaultBodyLimit::max(server.body_limit_bytes))
+        .layer(option_layer(cors.map(cors_layer)))
+        .layer(middleware::from_fn_with_state(common, observe))
+}
+
+/// What [`observe`] needs beyond the application: the listener's bounds.
+#[derive(Clone)]
+struct Common {
+    state: AppState,
+    /// Requests in progress on the listener, shared by every route (a permit per request).
+    capacity: Arc<Semaphore>,
+    request_timeout: Duration,
 }
 
 /// The routes that mint, each with the same gate. A new mint route is a new envelope here, not
@@ -172,17 +174,18 @@ pub(crate) fn request_id(headers: &HeaderMap) -> &str {
     headers.get(X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
-/// Every request, outside everything that can refuse it: gives it an id (a client's own
-/// `x-request-id` is kept) and answers with it; runs it in its span; resolves the client IP;
-/// counts and times the answer by route template (never the raw path), method and status;
+/// Every request, outside everything that can refuse it: marks its credential headers
+/// sensitive (before anything could print them, so no credential reaches a log line); gives it
+/// an id (a client's own `x-request-id` is kept) and answers with it; runs it in its span;
+/// resolves the client IP; bounds it ([`bounded`]); counts and times the answer by route
+/// template (never the raw path), method and status, so 429s, 503s and preflights count too;
 /// writes the access line (at `info` for a refusal or failure, at `debug` for a success, since a
 /// minted token already has its audit line); and while draining asks the client to close its
 /// connection, so keep-alive clients reconnect through the load balancer to another replica.
-/// One middleware rather than six (request id, propagation, span, client address, metrics,
-/// access line), because each layer is cloned with the rest of the stack per request
-/// (BENCHMARKS.md).
-async fn observe(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+async fn observe(State(common): State<Common>, mut request: Request, next: Next) -> Response {
     let started = Instant::now();
+    mark_sensitive(request.headers_mut());
+    let state = &common.state;
     let id = match request.headers().get(X_REQUEST_ID) {
         Some(id) => id.clone(),
         None => {
@@ -196,21 +199,24 @@ async fn observe(State(state): State<AppState>, mut request: Request, next: Next
         request.extensions_mut().insert(ClientIp(ip));
     }
     let span = request_span(&request);
-    async move {
-        let mut response = observed(&state, started, id.clone(), request, next).await;
+    let observed = async {
+        let mut response = observed(&common, started, id.clone(), request, next).await;
         response.headers_mut().entry(X_REQUEST_ID).or_insert(id);
         response
-    }
-    .instrument(span)
-    .await
+    };
+    // Entering a disabled span on every poll is work for nothing.
+    if span.is_disabled() { observed.await } else { observed.instrument(span).await }
 }
 
 /// [`observe`] within the request's span.
-async fn observed(state: &AppState, started: Instant, id: HeaderValue, request: Request, next: Next) -> Response {
+async fn observed(common: &Common, started: Instant, id: HeaderValue, request: Request, next: Next) -> Response {
+    let state = &common.state;
     // MatchedPath is an Arc inside: cloning it is cheaper than copying the route string.
     let route = request.extensions().get::<MatchedPath>().cloned();
     let method = method_label(request.method().as_str());
-    let mut response = next.run(request).await;
+    let mut response = bounded(common, request, next).await;
+    // Tokens must never sit in a cache; nothing else here is worth caching either.
+    response.headers_mut().entry(CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
     let status = response.status();
     let span = Span::current();
     if !span.is_disabled() {
@@ -275,18 +281,87 @@ async fn gate(State((state, gate)): State<(AppState, Gate)>, mut request: Reques
     with_rate_limit_fields(response, client_quota.as_ref())
 }
 
-/// The panic payload is not logged: it could quote a secret.
-fn panic_response(_payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    ApiError::Internal("a request handler panicked".into()).into_response()
+/// The headers that carry credentials, marked so that `Debug` never prints them.
+fn mark_sensitive(headers: &mut HeaderMap) {
+    for name in [AUTHORIZATION, PROXY_AUTHORIZATION, COOKIE] {
+        if let Entry::Occupied(mut entry) = headers.entry(name) {
+            entry.iter_mut().for_each(|value| value.set_sensitive(true));
+        }
+    }
 }
 
-fn overload_response(error: BoxError, metrics: &Metrics) -> ApiError {
-    if error.is::<tower::load_shed::error::Overloaded>() {
-        metrics.requests_shed.inc();
-        ApiError::Unavailable("the service is at capacity; retry shortly")
-    } else if error.is::<tower::timeout::error::Elapsed>() {
-        ApiError::Unavailable("the request took too long; retry")
-    } else {
-        ApiError::Internal(format!("middleware error: {error}"))
+/// The bounds on one request: beyond `server.max_concurrent_requests` in progress it is
+/// refused at once with 503 (counted) instead of queueing; after `server.request_timeout_ms` it
+/// is answered 503 and dropped; a panic below becomes a 500 whose payload is not logged (it
+/// could quote a secret).
+async fn bounded(common: &Common, request: Request, next: Next) -> Response {
+    let Ok(_permit) = common.capacity.try_acquire() else {
+        common.state.metrics.requests_shed.inc();
+        return ApiError::Unavailable("the service is at capacity; retry shortly").into_response();
+    };
+    let answered = AssertUnwindSafe(next.run(request)).catch_unwind();
+    match tokio::time::timeout(common.request_timeout, answered).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(_panic)) => ApiError::Internal("a request handler panicked".into()).into_response(),
+        Err(_elapsed) => ApiError::Unavailable("the request took too long; retry").into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// The `serve --dev` state (placeholder Twilio credentials), without listeners.
+    fn dev_state() -> (AppState, ServerSettings) {
+        let mut env = crate::env::EnvVars::default();
+        env.set("TOKENMINT_DEV_SESSION_SECRET", "layers-test-session-secret-layers-test-0123");
+        let settings = crate::config::Settings::from_toml(None, true, &env).unwrap();
+        let runtime = crate::startup::Runtime::assemble(settings, &env, true).unwrap();
+        let (state, settings) = runtime.into_state().unwrap();
+        (state, settings.server)
+    }
+
+    async fn panics() -> &'static str {
+        panic!("the secret is hunter2")
+    }
+
+    fn get_request(path: &str) -> Request {
+        Request::get(path).body(Body::empty()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_panic_below_is_a_500_that_quotes_nothing_and_gives_its_capacity_back() {
+        let (state, mut server) = dev_state();
+        server.max_concurrent_requests = 1;
+        let router = Router::new().route("/panics", get(panics)).route("/fine", get(|| async { "fine" }));
+        let app = common(router, &state, &server, None);
+
+        let response = app.clone().oneshot(get_request("/panics")).await.unwrap();
+        assert_eq!(response.status(), 500);
+        assert_eq!(response.headers()[CACHE_CONTROL], "no-store");
+        assert!(response.headers().contains_key(X_REQUEST_ID));
+        let body = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
+        let body = String::from_utf8_lossy(&body);
+        assert!(body.contains("internal") && !body.contains("hunter2"), "{body}");
+
+        let response = app.oneshot(get_request("/fine")).await.unwrap();
+        assert_eq!(response.status(), 200, "the panicked request's unit of capacity is back");
+    }
+
+    #[test]
+    fn credential_headers_are_never_printed() {
+        let mut headers = HeaderMap::new();
+        headers.append(AUTHORIZATION, HeaderValue::from_static("Bearer first-secret"));
+        headers.append(AUTHORIZATION, HeaderValue::from_static("Bearer second-secret"));
+        headers.insert(PROXY_AUTHORIZATION, HeaderValue::from_static("Basic proxy-secret"));
+        headers.insert(COOKIE, HeaderValue::from_static("session=cookie-secret"));
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        mark_sensitive(&mut headers);
+        let printed = format!("{headers:?}");
+        assert!(!printed.contains("secret"), "{printed}");
+        assert!(printed.contains("application/json"), "other headers print as they are: {printed}");
     }
 }

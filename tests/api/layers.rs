@@ -160,6 +160,26 @@ async fn beyond_the_concurrency_limit_requests_are_shed_at_once_with_503() {
 }
 
 #[tokio::test]
+async fn a_request_past_the_request_timeout_is_answered_503_and_its_capacity_freed() {
+    let app = spawn_app_with(&[
+        ("TOKENMINT__SERVER__REQUEST_TIMEOUT_MS", "300"),
+        ("TOKENMINT__SERVER__MAX_CONCURRENT_REQUESTS", "1"),
+    ])
+    .await;
+    let started = Instant::now();
+    let mut held = hold_a_request(&app).await;
+    let mut response = String::new();
+    tokio::time::timeout(Duration::from_secs(5), held.read_to_string(&mut response))
+        .await
+        .expect("answered, not left hanging")
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(250), "not before the timeout");
+    assert!(response.starts_with("HTTP/1.1 503"), "{response}");
+    assert!(response.contains("took too long") && response.contains("retry-after: 1"), "{response}");
+    assert_eq!(app.client.get(app.url("/livez")).send().await.unwrap().status(), 200, "capacity is back");
+}
+
+#[tokio::test]
 async fn a_client_that_trickles_its_headers_is_cut_off_while_others_are_served() {
     let app = spawn_app_with(&[("TOKENMINT__SERVER__HEADER_READ_TIMEOUT_MS", "300")]).await;
     let mut slow = tokio::net::TcpStream::connect(app.addr).await.unwrap();
