@@ -29,6 +29,7 @@ pub mod http;
 pub mod ids;
 pub mod issue;
 pub mod metrics;
+pub mod panics;
 pub mod policy;
 pub mod ratelimit;
 pub mod reload;

@@ -11,6 +11,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    tokenmint::panics::install_hook();
     match tokenmint::cli::run(tokenmint::cli::Cli::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -57,6 +57,8 @@ pub struct Series {
     pub mint_duration: Histogram,
     /// `tokenmint_log_lines_dropped_total`: lines stdout did not take in time (`telemetry`).
     log_lines_dropped: IntCounter,
+    /// `tokenmint_panics_total`: panics caught anywhere in the process (`panics`).
+    panics: IntCounter,
     /// `tokenmint_open_connections`: both listeners together.
     pub open_connections: IntGauge,
     /// `tokenmint_connections_refused_total{limit}`: answered 503 and closed at
@@ -72,7 +74,7 @@ pub struct Series {
 }
 
 /// Raises `counter` to `total`, a count kept outside the registry (by the log writer, the trace
-/// exporter), when the series are rendered.
+/// exporter, the panic hook), when the series are rendered.
 fn catch_up(counter: &IntCounter, total: u64) {
     counter.inc_by(total.saturating_sub(counter.get()));
 }
@@ -150,6 +152,13 @@ impl Series {
             IntCounter::new(
                 "tokenmint_log_lines_dropped_total",
                 "Log lines dropped because stdout did not keep up (a stalled or closed log collector).",
+            ),
+        );
+        let panics = registered(
+            &registry,
+            IntCounter::new(
+                "tokenmint_panics_total",
+                "Panics caught anywhere in the process (a request's is answered 500); each is logged with its place.",
             ),
         );
         let open_connections = registered(
@@ -232,6 +241,7 @@ impl Series {
             reloader_restarts,
             mint_duration,
             log_lines_dropped,
+            panics,
             open_connections,
             connections_refused,
             audit_records,
@@ -265,6 +275,7 @@ impl Series {
     pub fn render(&self) -> String {
         let dropped = crate::telemetry::dropped_log_lines();
         catch_up(&self.log_lines_dropped, dropped);
+        catch_up(&self.panics, crate::panics::count());
         let (exported, failed) = crate::traces::span_counts();
         for (outcome, total) in [("exported", exported), ("failed", failed)] {
             catch_up(&self.trace_spans.with_label_values(&[outcome]), total);
