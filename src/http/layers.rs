@@ -112,10 +112,13 @@ impl Envelope {
     }
 }
 
+/// The origins are matched by a predicate over a shared list rather than `AllowOrigin::list`,
+/// whose list is copied with the layer on every request.
 fn cors_layer(settings: &CorsSettings) -> CorsLayer {
-    let origins = settings.allowed_origins.iter().filter_map(|origin| HeaderValue::from_str(origin).ok());
+    let origins: Arc<[HeaderValue]> =
+        settings.allowed_origins.iter().filter_map(|origin| HeaderValue::from_str(origin).ok()).collect();
     CorsLayer::new()
-        .allow_origin(AllowOrigin::list(origins))
+        .allow_origin(AllowOrigin::predicate(move |origin, _| origins.contains(origin)))
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([AUTHORIZATION, CONTENT_TYPE])
         .expose_headers([X_REQUEST_ID, RETRY_AFTER, RATELIMIT, RATELIMIT_POLICY])
