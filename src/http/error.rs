@@ -297,7 +297,7 @@ pub fn with_rate_limit_fields(mut response: Response, fields: Option<&RateLimitF
         return response;
     };
     let headers = response.headers_mut();
-    for (name, value) in [(RATELIMIT_POLICY, &fields.policy), (RATELIMIT, &fields.state)] {
+    for (name, value) in [(RATELIMIT_POLICY, &*fields.policy), (RATELIMIT, &*fields.state)] {
         if let Ok(value) = HeaderValue::from_str(value) {
             headers.append(name, value);
         }

@@ -1,11 +1,11 @@
 //! The tower stack, built and configured here and nowhere else. Read top to bottom: the outer
 //! layers first.
 //!
-//! Every route (and the 404 fallback) gets [`common`]; the routes that mint come from
-//! [`mint_routes`], each behind the per-IP limit (before any credential is looked at, so bad
-//! credentials cannot burn CPU); `POST /v1/tokens` then authenticates its bearer credential and
-//! spends the principal's quota, while the token exchange does that with the subject token from
-//! its body.
+//! [`common`] goes around each listener's whole router (the 404 fallback included); the routes
+//! that mint come from [`mint_routes`], each behind the per-IP limit (before any credential is
+//! looked at, so bad credentials cannot burn CPU); `POST /v1/tokens` then authenticates its
+//! bearer credential and spends the principal's quota, while the token exchange does that with
+//! the subject token from its body.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -25,13 +25,13 @@ use axum::routing::post;
 use futures_util::FutureExt;
 use std::net::SocketAddr;
 use tokio::sync::Semaphore;
-use tower::util::option_layer;
+use tower::ServiceBuilder;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::{Instrument, Span};
 
 use super::client_ip::{self, ClientIp};
 use super::error::{ApiError, OAuthError, RATELIMIT, RATELIMIT_POLICY, with_rate_limit_fields};
-use super::routes;
+use super::{Routed, Routes, routes};
 use crate::app::AppState;
 use crate::auth::{Accepted, AuthError, bearer_credential};
 use crate::config::{CorsSettings, ServerSettings};
@@ -40,45 +40,56 @@ use crate::metrics::method_label;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The layers every route of a listener gets. `cors` is `None` on the admin listener.
+/// The layers around a listener's whole router. `cors` is `None` on the admin listener.
 ///
-/// Two layers, because axum clones each layer with the rest of the stack on every request and
-/// each adds a future around the next (BENCHMARKS.md): [`observe`] does what every request
-/// needs (sensitive headers, request id, span, client address, the capacity and time bounds, the
-/// panic guard, `Cache-Control`, metrics, the access line), CORS is tower-http's.
-pub fn common(router: Router, state: &AppState, server: &ServerSettings, cors: Option<&CorsSettings>) -> Router {
+/// Around the router rather than on each route (`Router::layer`): axum boxes each route layer
+/// and clones the boxes with the route on every request, and each `from_fn` middleware clones
+/// what is under it again, so per-route layers cost about twenty allocations a request
+/// (BENCHMARKS.md). Two layers: [`observe`] does what every request needs (sensitive headers,
+/// request id, span, client address, the capacity and time bounds, the panic guard,
+/// `Cache-Control`, metrics, the access line), CORS is tower-http's.
+pub fn common(routed: Routed, state: &AppState, server: &ServerSettings, cors: Option<&CorsSettings>) -> Router {
     let common = Common {
         state: state.clone(),
         capacity: Arc::new(Semaphore::new(server.max_concurrent_requests)),
         request_timeout: server.request_timeout(),
+        paths: routed.paths.into(),
     };
-    router
-        .layer(DefaultBodyLimit::max(server.body_limit_bytes))
-        .layer(option_layer(cors.map(cors_layer)))
+    let stack = ServiceBuilder::new()
         .layer(middleware::from_fn_with_state(common, observe))
+        .option_layer(cors.map(cors_layer))
+        .layer(DefaultBodyLimit::max(server.body_limit_bytes))
+        .service(routed.router);
+    Router::new().fallback_service(stack)
 }
 
-/// What [`observe`] needs beyond the application: the listener's bounds.
+/// What [`observe`] needs beyond the application: the listener's bounds and paths.
 #[derive(Clone)]
 struct Common {
     state: AppState,
     /// Requests in progress on the listener, shared by every route (a permit per request).
     capacity: Arc<Semaphore>,
     request_timeout: Duration,
+    /// The router's paths (all literal): a request's route label is its path if it is one of
+    /// these, else `unmatched`, so the labels stay bounded whatever clients send.
+    paths: Arc<[&'static str]>,
+}
+
+impl Common {
+    fn route_of(&self, request: &Request) -> &'static str {
+        let path = request.uri().path();
+        self.paths.iter().find(|known| **known == path).copied().unwrap_or("unmatched")
+    }
 }
 
 /// The routes that mint, each with the same gate. A new mint route is a new envelope here, not
 /// a new flow.
-pub fn mint_routes(state: &AppState) -> Router<AppState> {
+pub(super) fn mint_routes(state: &AppState) -> Routes {
     let gate =
         |envelope, credential| middleware::from_fn_with_state((state.clone(), Gate { envelope, credential }), gate);
-    let tokens = Router::new()
-        .route("/v1/tokens", post(routes::tokens::mint_token))
-        .route_layer(gate(Envelope::Problem, Credential::Bearer));
-    let exchange = Router::new()
-        .route("/oauth2/token", post(routes::exchange::exchange))
-        .route_layer(gate(Envelope::OAuth, Credential::InBody));
-    tokens.merge(exchange)
+    Routes::default()
+        .route("/v1/tokens", post(routes::tokens::mint_token).route_layer(gate(Envelope::Problem, Credential::Bearer)))
+        .route("/oauth2/token", post(routes::exchange::exchange).route_layer(gate(Envelope::OAuth, Credential::InBody)))
 }
 
 /// What a mint route's gate does beyond the per-IP limit.
@@ -129,8 +140,7 @@ fn cors_layer(settings: &CorsSettings) -> CorsLayer {
 /// a third of the throughput (bench/load.sh), and the info-level lines name their request
 /// themselves. With traces on it is the server span, child of the caller's `traceparent`;
 /// `identity` is filled in once the caller is authenticated, the status once answered.
-fn request_span(request: &Request<Body>) -> Span {
-    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str);
+fn request_span(request: &Request<Body>, route: &'static str) -> Span {
     let request_id = request_id(request.headers());
     let method = request.method().as_str();
     let parent = match crate::traces::decide(&TraceHeaders(request.headers())) {
@@ -201,7 +211,7 @@ async fn observe(State(common): State<Common>, mut request: Request, next: Next)
         let ip = client_ip::resolve(peer, request.headers(), &state.forwarding);
         request.extensions_mut().insert(ClientIp(ip));
     }
-    let span = request_span(&request);
+    let span = request_span(&request, common.route_of(&request));
     let observed = async {
         let mut response = observed(&common, started, id.clone(), request, next).await;
         response.headers_mut().entry(X_REQUEST_ID).or_insert(id);
@@ -214,8 +224,7 @@ async fn observe(State(common): State<Common>, mut request: Request, next: Next)
 /// [`observe`] within the request's span.
 async fn observed(common: &Common, started: Instant, id: HeaderValue, request: Request, next: Next) -> Response {
     let state = &common.state;
-    // MatchedPath is an Arc inside: cloning it is cheaper than copying the route string.
-    let route = request.extensions().get::<MatchedPath>().cloned();
+    let route = common.route_of(&request);
     let method = method_label(request.method().as_str());
     let mut response = bounded(common, request, next).await;
     // Tokens must never sit in a cache; nothing else here is worth caching either.
@@ -229,7 +238,6 @@ async fn observed(common: &Common, started: Instant, id: HeaderValue, request: R
         }
     }
     let elapsed = started.elapsed();
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     let labels = [route, method, status.as_str()];
     state.metrics.http_requests.with_label_values(&labels).inc();
     state.metrics.http_duration.with_label_values(&labels).observe(elapsed.as_secs_f64());
@@ -339,8 +347,8 @@ mod tests {
     async fn a_panic_below_is_a_500_that_quotes_nothing_and_gives_its_capacity_back() {
         let (state, mut server) = dev_state();
         server.max_concurrent_requests = 1;
-        let router = Router::new().route("/panics", get(panics)).route("/fine", get(|| async { "fine" }));
-        let app = common(router, &state, &server, None);
+        let routes = Routes::default().route("/panics", get(panics)).route("/fine", get(|| async { "fine" }));
+        let app = common(routes.finish(state.clone()), &state, &server, None);
 
         let response = app.clone().oneshot(get_request("/panics")).await.unwrap();
         assert_eq!(response.status(), 500);

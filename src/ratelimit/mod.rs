@@ -110,7 +110,8 @@ impl Scope {
 /// (draft-ietf-httpapi-ratelimit-headers: `"name";q=…;w=…` and `"name";r=…;t=…`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateLimitFields {
-    pub policy: String,
+    /// Fixed per quota, so shared rather than written for each request.
+    pub policy: std::sync::Arc<str>,
     pub state: String,
 }
 
@@ -139,12 +140,12 @@ struct Limit {
     settings: QuotaSettings,
     limiter: KeyedLimiter,
     /// The `RateLimit-Policy` member, which never changes: built once, cloned per response.
-    policy: String,
+    policy: std::sync::Arc<str>,
 }
 
 impl Limit {
     fn new(name: String, settings: QuotaSettings) -> Self {
-        let policy = format!("\"{name}\";q={};w=60", settings.per_minute);
+        let policy = format!("\"{name}\";q={};w=60", settings.per_minute).into();
         Self { limiter: KeyedLimiter::new(settings), name, settings, policy }
     }
 
@@ -407,7 +408,7 @@ mod tests {
         assert!(limiter.check_ip("/v1/tokens", ip).await.is_ok());
         assert!(limiter.check_ip("/oauth2/token", ip).await.is_ok());
         let refused = limited(limiter.check_ip("/oauth2/token", ip).await);
-        assert_eq!(refused.fields.policy, "\"ip:mint\";q=1;w=60");
+        assert_eq!(&*refused.fields.policy, "\"ip:mint\";q=1;w=60");
         limited(limiter.check_ip("/v1/tokens", ip).await);
         assert!(limiter.check_ip("/readyz", ip).await.is_ok(), "other routes keep per_ip");
 
@@ -433,7 +434,7 @@ mod tests {
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for remaining in [2, 1, 0] {
             let fields = limiter.check_ip("/v1/tokens", ip).await.unwrap();
-            assert_eq!(fields.policy, "\"ip\";q=60;w=60");
+            assert_eq!(&*fields.policy, "\"ip\";q=60;w=60");
             assert!(fields.state.starts_with(&format!("\"ip\";r={remaining};t=")), "{}", fields.state);
         }
         let limited = limited(limiter.check_ip("/v1/tokens", ip).await);

@@ -8,10 +8,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::app::AppState;
-use crate::auth::Principal;
 use crate::http::ClientIp;
 use crate::http::error::{ApiError, Problem};
-use crate::http::extract::JsonBody;
+use crate::http::extract::{Admitted, JsonBody};
 use crate::http::layers::request_id;
 use crate::policy::TokenRequest;
 use crate::token::{rfc3339, unix_now};
@@ -60,7 +59,7 @@ pub struct TokenResponse {
 pub async fn mint_token(
     State(state): State<AppState>,
     Extension(ClientIp(client_ip)): Extension<ClientIp>,
-    Extension(principal): Extension<Principal>,
+    Admitted(principal): Admitted,
     headers: HeaderMap,
     JsonBody(request): JsonBody<TokenRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
