@@ -78,13 +78,6 @@ fn audited_jtis(text: &str) -> Vec<String> {
     audit_records(text, "token minted").iter().map(|l| l["jti"].as_str().unwrap().to_owned()).collect()
 }
 
-async fn stop(mut child: std::process::Child) {
-    send_signal(child.id(), "TERM");
-    let exited = tokio::task::spawn_blocking(move || child.wait().unwrap());
-    let status = tokio::time::timeout(Duration::from_secs(20), exited).await.expect("exits").unwrap();
-    assert!(status.success(), "exit status {status}");
-}
-
 #[tokio::test]
 async fn a_stalled_stdout_holds_tokens_back_and_every_token_answered_has_its_record() {
     // stdout, block (the default), a short wait for the test.
@@ -108,7 +101,7 @@ async fn a_stalled_stdout_holds_tokens_back_and_every_token_answered_has_its_rec
     assert!(refusals.is_empty(), "{refusals:?}");
     let metrics = reqwest::get(format!("http://{admin}/metrics")).await.unwrap().text().await.unwrap();
     assert!(metric_value(&metrics, "tokenmint_audit_records_total{outcome=\"refused\"}") >= refusals.len() as f64);
-    stop(child).await;
+    child.stop().await;
     let written = audited_jtis(&reader.join().unwrap());
     for jti in stalled_tokens.iter().chain(&recovered_tokens) {
         assert!(written.contains(jti), "the token {jti} was answered without its record");
@@ -129,7 +122,7 @@ async fn refuse_answers_at_once_and_best_effort_mints_on_counting_what_it_drops(
         "refused at once, not after the 5 s wait"
     );
     drop(stdout);
-    stop(child).await;
+    child.stop().await;
 
     let (child, addr, admin, stdout) = start_with_stdout_pipe(&env(&[
         ("TOKENMINT__AUDIT__ON_STALL", "best_effort"),
@@ -140,7 +133,7 @@ async fn refuse_answers_at_once_and_best_effort_mints_on_counting_what_it_drops(
     let metrics = reqwest::get(format!("http://{admin}/metrics")).await.unwrap().text().await.unwrap();
     assert!(metric_value(&metrics, "tokenmint_audit_records_total{outcome=\"dropped\"}") > 0.0, "drops are counted");
     drop(stdout);
-    stop(child).await;
+    child.stop().await;
 }
 
 #[tokio::test]

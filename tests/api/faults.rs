@@ -3,7 +3,6 @@
 //! trail goes to a file here; when it is the stalled stream, tests/api/audit.rs.)
 
 use std::net::SocketAddr;
-use std::process::Child;
 
 use serde_json::Value;
 
@@ -37,20 +36,12 @@ async fn mint_many(addr: SocketAddr, count: usize) {
 }
 
 /// The process is still alive and stops cleanly on SIGTERM.
-async fn stop(mut child: Child) {
-    assert!(child.try_wait().unwrap().is_none(), "the server died");
-    send_signal(child.id(), "TERM");
-    let exited = tokio::task::spawn_blocking(move || child.wait().unwrap());
-    let status = tokio::time::timeout(std::time::Duration::from_secs(20), exited).await.expect("exits").unwrap();
-    assert!(status.success(), "exit status {status}");
-}
-
 #[tokio::test]
 async fn a_closed_stdout_costs_log_lines_not_tokens() {
     let (child, addr, _, stdout) = start_with_stdout_pipe(&audit_to_a_file("closed"));
     drop(stdout);
     mint_many(addr, 2_000).await;
-    stop(child).await;
+    child.stop().await;
 }
 
 #[tokio::test]
@@ -61,7 +52,7 @@ async fn a_full_stdout_costs_log_lines_not_tokens() {
     mint_many(addr, 20_000).await;
     let metrics = reqwest::get(format!("http://{admin}/metrics")).await.unwrap().text().await.unwrap();
     assert!(metric_value(&metrics, "tokenmint_log_lines_dropped_total") > 0.0, "the dropped lines are counted");
-    stop(child).await;
+    child.stop().await;
     let unread = std::io::read_to_string(stdout).unwrap();
     assert!(unread.lines().count() > 100, "some lines were written");
     assert!(unread.lines().all(|line| serde_json::from_str::<Value>(line).is_ok()), "no torn lines");

@@ -220,7 +220,7 @@ pub fn client_from(local: &str) -> reqwest::Client {
 #[allow(clippy::zombie_processes, reason = "the caller gets the child and waits for it")]
 pub fn start_with_stdout_pipe(
     extra_env: &[(String, String)],
-) -> (Child, SocketAddr, SocketAddr, BufReader<ChildStdout>) {
+) -> (ServerChild, SocketAddr, SocketAddr, BufReader<ChildStdout>) {
     let mut child = binary()
         .args(["serve", "--config", repo_path("config/test.toml").to_str().unwrap()])
         .envs(test_env())
@@ -242,7 +242,32 @@ pub fn start_with_stdout_pipe(
             && event["message"] == "listening"
         {
             let addr = |key: &str| event[key].as_str().unwrap().parse().unwrap();
-            return (child, addr("public"), addr("admin"), stdout);
+            return (ServerChild(Some(child)), addr("public"), addr("admin"), stdout);
+        }
+    }
+}
+
+/// A server started by [`start_with_stdout_pipe`]: stopped by [`ServerChild::stop`], or killed
+/// when dropped, so a failed assertion leaves no server running.
+pub struct ServerChild(Option<Child>);
+
+impl ServerChild {
+    /// SIGTERM, then a clean exit within 20 s.
+    pub async fn stop(mut self) {
+        let mut child = self.0.take().expect("stopped once");
+        assert!(child.try_wait().unwrap().is_none(), "the server died");
+        send_signal(child.id(), "TERM");
+        let exited = tokio::task::spawn_blocking(move || child.wait().unwrap());
+        let status = tokio::time::timeout(std::time::Duration::from_secs(20), exited).await.expect("exits").unwrap();
+        assert!(status.success(), "exit status {status}");
+    }
+}
+
+impl Drop for ServerChild {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }
