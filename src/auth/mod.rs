@@ -10,6 +10,7 @@ mod claims;
 pub mod identity;
 pub mod jwks;
 mod provider;
+mod rsa_keys;
 mod session;
 mod verified;
 
@@ -264,6 +265,7 @@ impl Authenticator {
         env: &EnvVars,
         running: Option<&Authenticator>,
     ) -> Result<Self, Vec<String>> {
+        rsa_keys::install();
         let mut problems = Vec::new();
         let mut sessions = Vec::new();
         for (index, issuer) in settings.sessions.iter().enumerate() {
