@@ -14,6 +14,8 @@ mod rsa_keys;
 mod session;
 mod verified;
 
+pub use rsa_keys::install as install_crypto_provider;
+
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -265,7 +267,7 @@ impl Authenticator {
         env: &EnvVars,
         running: Option<&Authenticator>,
     ) -> Result<Self, Vec<String>> {
-        rsa_keys::install();
+        install_crypto_provider();
         let mut problems = Vec::new();
         let mut sessions = Vec::new();
         for (index, issuer) in settings.sessions.iter().enumerate() {

@@ -25,10 +25,14 @@ type ParsedKeys = HashMap<(Algorithm, Vec<u8>), Arc<ParsedPublicKey>>;
 
 static PARSED: LazyLock<RwLock<ParsedKeys>> = LazyLock::new(Default::default);
 
-/// Makes this the process's jsonwebtoken provider, unless one was already chosen (then
-/// jsonwebtoken's own verifies, as correctly, only slower).
-pub fn install() {
-    let _ = CryptoProvider::install_default(&PROVIDER);
+/// Makes this the process's jsonwebtoken provider, unless one was already chosen (jsonwebtoken
+/// chooses its own at its first use): then that one verifies, as correctly, only slower.
+/// Whether this one is in use.
+pub fn install() -> bool {
+    match CryptoProvider::install_default(&PROVIDER) {
+        Ok(()) => true,
+        Err(chosen) => std::ptr::eq(chosen, &*PROVIDER),
+    }
 }
 
 /// The parameters jsonwebtoken's aws-lc provider verifies each RSA algorithm with.
