@@ -27,3 +27,17 @@ session=$(jwt HS256 "{\"iss\":\"https://app.test\",\"aud\":\"tokenmint-test\",\"
   "openssl dgst -sha256 -binary -hmac $TEST_SESSION_SECRET")
 id_token=$(jwt RS256 "{\"iss\":\"https://idp.bench\",\"aud\":\"tokenmint-bench\",\"sub\":\"alice\",\"iat\":$now,\"exp\":$((now + 7200))}" \
   "openssl dgst -sha256 -binary -sign tests/fixtures/keys/rsa-a.pem")
+
+# bench/profile.sh and bench/instructions.sh: a wrk script posting the token request with one
+# credential ("hs256" or "rs256"; "-cold": every one verified anew), written to $work/load.lua.
+one_credential_load() {
+  local token
+  case $1 in *-cold) export TOKENMINT__AUTH__VERIFIED_CACHE_SIZE=0 ;; esac
+  case $1 in hs256*) token=$session ;; *) token=$id_token ;; esac
+  cat >"$work/load.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '{"grants": {"video": {"room": "standup"}}}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $token"
+LUA
+}

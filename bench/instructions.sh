@@ -35,15 +35,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 . bench/env.sh
-case $credential in *-cold) export TOKENMINT__AUTH__VERIFIED_CACHE_SIZE=0 ;; esac
-case $credential in hs256*) token=$session ;; *) token=$id_token ;; esac
-cat >"$work/load.lua" <<LUA
-wrk.method = "POST"
-wrk.body = '{"grants": {"video": {"room": "standup"}}}'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer $token"
-done = function(summary) io.write(string.format("REQUESTS %d\n", summary.requests)) end
-LUA
+one_credential_load "$credential"
+echo 'done = function(summary) io.write(string.format("REQUESTS %d\n", summary.requests)) end' >>"$work/load.lua"
 
 url=http://127.0.0.1:18106/v1/tokens
 grind=(valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out")

@@ -33,15 +33,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 . bench/env.sh
-case $credential in *-cold) export TOKENMINT__AUTH__VERIFIED_CACHE_SIZE=0 ;; esac
-
-case $credential in hs256*) token=$session ;; *) token=$id_token ;; esac
-cat >"$work/load.lua" <<LUA
-wrk.method = "POST"
-wrk.body = '{"grants": {"video": {"room": "standup"}}}'
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer $token"
-LUA
+one_credential_load "$credential"
 
 url=http://127.0.0.1:18102/v1/tokens
 case $server_kind in
