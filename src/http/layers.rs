@@ -211,9 +211,10 @@ async fn observe(State(common): State<Common>, mut request: Request, next: Next)
         let ip = client_ip::resolve(peer, request.headers(), &state.forwarding);
         request.extensions_mut().insert(ClientIp(ip));
     }
-    let span = request_span(&request, common.route_of(&request));
+    let route = common.route_of(&request);
+    let span = request_span(&request, route);
     let observed = async {
-        let mut response = observed(&common, started, id.clone(), request, next).await;
+        let mut response = observed(&common, started, route, id.clone(), request, next).await;
         response.headers_mut().entry(X_REQUEST_ID).or_insert(id);
         response
     };
@@ -222,9 +223,15 @@ async fn observe(State(common): State<Common>, mut request: Request, next: Next)
 }
 
 /// [`observe`] within the request's span.
-async fn observed(common: &Common, started: Instant, id: HeaderValue, request: Request, next: Next) -> Response {
+async fn observed(
+    common: &Common,
+    started: Instant,
+    route: &'static str,
+    id: HeaderValue,
+    request: Request,
+    next: Next,
+) -> Response {
     let state = &common.state;
-    let route = common.route_of(&request);
     let method = method_label(request.method().as_str());
     let mut response = bounded(common, request, next).await;
     // Tokens must never sit in a cache; nothing else here is worth caching either.
